@@ -1,0 +1,242 @@
+//! [`Client`]: one per integration, and the pipeline of a call.
+//!
+//! This file only composes. Each step of an attempt is owned by its module: the origin gate
+//! (`gate`), credentials (`auth`), the wire and its time limits (`transport`, with `redirect` for
+//! hops), and the bounded body (`response`).
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, Method};
+use tokio::time::Instant;
+use tracing::Instrument;
+use url::Url;
+
+use crate::auth::Credentials;
+use crate::builder::ClientBuilder;
+use crate::error::Result;
+use crate::gate::OriginGate;
+use crate::profile::{Profile, Settings};
+use crate::redact::Redactor;
+use crate::redirect::{self, Hop, Wire};
+use crate::request::{self, PreparedRequest, RequestBuilder};
+use crate::response::{BodyContext, Response};
+use crate::telemetry;
+use crate::transport::{Deadline, Limit};
+
+/// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
+///
+/// Cheap to clone (an `Arc` inside); clones share the connection pool and every piece of
+/// per-origin state. Every call is bounded in time and size, goes only where the profile allows,
+/// and never shows a secret in an error or a log.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), outbound::Error> {
+/// let profiles = outbound::Profiles::from_toml_str(r#"
+///     [crm]
+///     base_url = "https://api.crm.example/v1"
+/// "#)?;
+/// let crm = outbound::Client::from_profile(profiles.get("crm")?)?;
+/// let contact = crm.get("/contacts/42").send().await?.error_for_status()?.text().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+/// Everything the clones of one client share.
+pub(crate) struct Shared {
+    pub(crate) name: String,
+    pub(crate) settings: Settings,
+    pub(crate) base_url: Url,
+    pub(crate) http: reqwest::Client,
+    pub(crate) gate: OriginGate,
+    pub(crate) redactor: Arc<Redactor>,
+    pub(crate) credentials: Credentials,
+    pub(crate) idempotency_header: HeaderName,
+    pub(crate) body: Arc<BodyContext>,
+}
+
+// ===== impl Client =====
+
+impl Client {
+    /// A builder with the defaults of an empty profile; `base_url` must be set.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.partner.example")
+    ///     .total_timeout(std::time::Duration::from_secs(10))
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::new(String::new(), Settings::default())
+    }
+
+    /// A builder that starts from `profile`, to override some of its settings.
+    pub fn builder_from(profile: &Profile) -> ClientBuilder {
+        ClientBuilder::new(profile.name.clone(), profile.settings.clone())
+    }
+
+    /// Builds a client from `profile`, reading the secrets it points to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_config`](crate::Error::is_config) when a secret cannot be read (the message
+    /// names the variable or the file, never a value) or a TLS file is invalid.
+    pub fn from_profile(profile: &Profile) -> Result<Client> {
+        Client::builder_from(profile).build()
+    }
+
+    pub(crate) fn from_shared(shared: Shared) -> Client {
+        Client {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Starts a GET request. `url` is a path relative to `base_url` or an absolute URL.
+    pub fn get(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a POST request.
+    pub fn post(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a PUT request.
+    pub fn put(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a PATCH request.
+    pub fn patch(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Starts a DELETE request.
+    pub fn delete(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Starts a HEAD request.
+    pub fn head(&self, url: impl AsRef<str>) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// Starts a request with any method. `url` is a path relative to `base_url` (whose path is
+    /// kept as a prefix) or an absolute URL, which the profile must allow.
+    pub fn request(&self, method: Method, url: impl AsRef<str>) -> RequestBuilder {
+        let url = request::resolve_url(&self.shared.base_url, url.as_ref());
+        RequestBuilder::new(self.clone(), method, url)
+    }
+
+    /// The profile name this client was built from (empty for [`Client::builder`]).
+    pub fn profile_name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub(crate) fn redacted(&self, url: &Url) -> String {
+        self.shared.redactor.url(url).to_string()
+    }
+
+    pub(crate) fn redacted_headers<'a>(&'a self, headers: &'a HeaderMap) -> impl fmt::Debug + 'a {
+        self.shared.redactor.headers(headers)
+    }
+
+    pub(crate) fn idempotency_header(&self) -> &HeaderName {
+        &self.shared.idempotency_header
+    }
+
+    /// One logical call: its span, then the pipeline.
+    pub(crate) async fn execute(&self, request: PreparedRequest) -> Result<Response> {
+        let s = &self.shared;
+        let span = telemetry::call_span(&s.name, &request.method, &request.url, &s.redactor);
+        let result = self.call(request).instrument(span.clone()).await;
+        telemetry::record_outcome(&span, result.as_ref().map(Response::status));
+        result
+    }
+
+    async fn call(&self, request: PreparedRequest) -> Result<Response> {
+        let s = &self.shared;
+        let started = Instant::now();
+        let total = request.timeout.unwrap_or(s.settings.timeouts.total);
+        let call_deadline = Deadline {
+            at: started + total,
+            limit: Limit::Total(total),
+        };
+        let with_request = |e: crate::Error| {
+            e.with_request(&request.method, s.redactor.url(&request.url).to_string())
+        };
+
+        // 1. origin gate
+        s.gate.check(&request.url).map_err(with_request)?;
+
+        // 4. credentials
+        let mut hop = Hop {
+            method: request.method.clone(),
+            url: request.url.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone(),
+        };
+        s.credentials.apply(&mut hop.url, &mut hop.headers);
+        mark_sensitive(&mut hop.headers, &s.redactor);
+
+        // 5. transport (and redirects, if the profile follows them)
+        let deadline =
+            Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt, call_deadline);
+        let wire = Wire {
+            http: &s.http,
+            gate: &s.gate,
+            redactor: &s.redactor,
+            timeouts: &s.settings.timeouts,
+            follow: s.settings.follow_redirects,
+        };
+        let (response, url) = redirect::send(&wire, hop, deadline)
+            .await
+            .map_err(|e| e.with_attempts(1))?;
+        Ok(Response::new(
+            response,
+            request.method,
+            url,
+            s.body.clone(),
+            deadline,
+            1,
+        ))
+    }
+}
+
+/// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's or
+/// hyper's) prints its value.
+fn mark_sensitive(headers: &mut HeaderMap, redactor: &Redactor) {
+    for (name, value) in headers.iter_mut() {
+        if redactor.is_sensitive_header(name) {
+            value.set_sensitive(true);
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("Client")
+            .field("profile", &s.name)
+            .field("base_url", &s.redactor.url(&s.base_url))
+            .field("gate", &s.gate)
+            .field("credentials", &s.credentials)
+            .field("timeouts", &s.settings.timeouts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_clone_send_sync() {
+        fn assert_impls<T: Clone + Send + Sync + 'static>() {}
+        assert_impls::<Client>();
+    }
+}

@@ -1,0 +1,342 @@
+//! The one error type of the crate.
+//!
+//! Like `reqwest::Error`, [`Error`] is opaque: callers branch on [`Error::kind`] or the `is_*`
+//! predicates, never on message text. Its `Display` names what happened in words an on-call
+//! engineer can act on (the method, the *redacted* URL, the status, the attempts, which limit was
+//! hit) and its `Debug` shows the same fields; neither ever holds a header value, a body or a
+//! secret.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A `Result` alias whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, for matching. Obtained with [`Error::kind`].
+///
+/// ```
+/// # fn demo(err: outbound::Error) {
+/// match err.kind() {
+///     outbound::ErrorKind::Timeout => { /* the partner is slow: alert */ }
+///     outbound::ErrorKind::Config => { /* our mistake: fix the profile */ }
+///     _ => {}
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A profile or builder setting is invalid, or a secret could not be resolved.
+    Config,
+    /// The request could not be built: an invalid URL, header name or value, or a body that
+    /// failed to serialize. Nothing was sent.
+    Builder,
+    /// The profile does not allow this request to go where it points: a foreign host, plain
+    /// `http` without `allow_insecure_http`, or credentials in the URL. Nothing was sent.
+    Disallowed,
+    /// The connection could not be established (refused, DNS failure, TLS handshake failure).
+    Connect,
+    /// A time limit passed: connect, read (between bytes), attempt or the total deadline.
+    Timeout,
+    /// The request failed in flight (for example the connection was reset).
+    Request,
+    /// A redirect was refused or there were too many hops.
+    Redirect,
+    /// Reading the response body failed.
+    Body,
+    /// The response body is larger than `max_response_bytes`.
+    BodyTooLarge,
+    /// The response body could not be decoded (for example invalid JSON).
+    Decode,
+    /// [`Response::error_for_status`](crate::Response::error_for_status) found a 4xx or 5xx.
+    Status,
+    /// The circuit breaker for the origin is open; nothing was sent.
+    CircuitOpen,
+    /// The call would have to wait for a rate limit past its deadline; nothing was sent.
+    RateLimited,
+    /// Credentials could not be obtained or were refused.
+    Auth,
+}
+
+impl ErrorKind {
+    fn phrase(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "invalid configuration",
+            ErrorKind::Builder => "invalid request",
+            ErrorKind::Disallowed => "request not allowed by the profile",
+            ErrorKind::Connect => "connection failed",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Request => "request failed",
+            ErrorKind::Redirect => "redirect refused",
+            ErrorKind::Body => "reading the response body failed",
+            ErrorKind::BodyTooLarge => "response body too large",
+            ErrorKind::Decode => "response body could not be decoded",
+            ErrorKind::Status => "error status",
+            ErrorKind::CircuitOpen => "circuit breaker open",
+            ErrorKind::RateLimited => "rate limited",
+            ErrorKind::Auth => "authentication failed",
+        }
+    }
+}
+
+/// The error of every fallible operation in this crate.
+///
+/// ```
+/// let err = outbound::Profiles::from_toml_str("[crm]\nbase_url = 'http://api.crm.example'")
+///     .and_then(|p| p.get("crm").cloned())
+///     .and_then(|p| outbound::Client::from_profile(&p))
+///     .unwrap_err();
+/// assert!(err.is_config());
+/// assert!(err.to_string().contains("allow_insecure_http"));
+/// ```
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    /// Our own words: which limit, which key, which rule. Never a secret, header value or body.
+    detail: Option<Cow<'static, str>>,
+    source: Option<BoxError>,
+    method: Option<Method>,
+    /// Already redacted.
+    url: Option<String>,
+    status: Option<StatusCode>,
+    retry_after: Option<Duration>,
+    attempts: u32,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                detail: None,
+                source: None,
+                method: None,
+                url: None,
+                status: None,
+                retry_after: None,
+                attempts: 0,
+            }),
+        }
+    }
+
+    pub(crate) fn config(source: crate::profile::ConfigError) -> Error {
+        Error::new(ErrorKind::Config).with_detail(source.to_string())
+    }
+
+    pub(crate) fn builder(detail: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(ErrorKind::Builder).with_detail(detail)
+    }
+
+    pub(crate) fn disallowed(detail: impl Into<Cow<'static, str>>) -> Error {
+        Error::new(ErrorKind::Disallowed).with_detail(detail)
+    }
+
+    pub(crate) fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Error {
+        self.inner.detail = Some(detail.into());
+        self
+    }
+
+    /// Keeps `source` in the chain. Callers strip URLs from it first (`without_url`).
+    pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn with_request(mut self, method: &Method, redacted_url: String) -> Error {
+        self.inner.method = Some(method.clone());
+        self.inner.url = Some(redacted_url);
+        self
+    }
+
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Error {
+        self.inner.status = Some(status);
+        self
+    }
+
+    #[allow(dead_code)] // set by the retry and rate-limit steps
+    pub(crate) fn with_retry_after(mut self, after: Duration) -> Error {
+        self.inner.retry_after = Some(after);
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Error {
+        self.inner.attempts = attempts;
+        self
+    }
+
+    /// What went wrong, for `match`.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// A profile or builder setting is invalid or a secret could not be resolved.
+    pub fn is_config(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Config)
+    }
+
+    /// The request could not be built (bad URL, header or body); nothing was sent.
+    pub fn is_builder(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Builder)
+    }
+
+    /// The profile does not allow the request's destination; nothing was sent.
+    pub fn is_disallowed(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Disallowed)
+    }
+
+    /// A time limit passed (connect, read, attempt or total deadline).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Timeout)
+    }
+
+    /// The connection could not be established.
+    pub fn is_connect(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Connect)
+    }
+
+    /// A redirect was refused or there were too many hops.
+    pub fn is_redirect(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Redirect)
+    }
+
+    /// The response body exceeded `max_response_bytes`.
+    pub fn is_body_too_large(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::BodyTooLarge)
+    }
+
+    /// The response body could not be decoded.
+    pub fn is_decode(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Decode)
+    }
+
+    /// The error came from [`Response::error_for_status`](crate::Response::error_for_status).
+    pub fn is_status(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Status)
+    }
+
+    /// The origin's circuit breaker is open; nothing was sent.
+    pub fn is_circuit_open(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::CircuitOpen)
+    }
+
+    /// The call was refused by a rate limit; see [`Error::retry_after`].
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::RateLimited)
+    }
+
+    /// Credentials could not be obtained or were refused.
+    pub fn is_auth(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Auth)
+    }
+
+    /// The HTTP status of the last response, if there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.inner.status
+    }
+
+    /// How long the server (or a limiter) asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.inner.retry_after
+    }
+
+    /// How many attempts were sent before the call failed (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        self.inner.attempts
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.write_str(inner.kind.phrase())?;
+        if let Some(detail) = &inner.detail {
+            write!(f, ": {detail}")?;
+        }
+        if let (Some(method), Some(url)) = (&inner.method, &inner.url) {
+            write!(f, " ({method} {url})")?;
+        }
+        if let Some(status) = inner.status {
+            write!(f, ", status {}", status.as_u16())?;
+        }
+        if let Some(after) = inner.retry_after {
+            write!(f, ", retry after {}", humantime::format_duration(after))?;
+        }
+        if inner.attempts > 1 {
+            write!(f, ", after {} attempts", inner.attempts)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        let mut d = f.debug_struct("outbound::Error");
+        d.field("kind", &inner.kind);
+        if let Some(detail) = &inner.detail {
+            d.field("detail", detail);
+        }
+        if let Some(method) = &inner.method {
+            d.field("method", method);
+        }
+        if let Some(url) = &inner.url {
+            d.field("url", url);
+        }
+        if let Some(status) = &inner.status {
+            d.field("status", status);
+        }
+        if let Some(after) = &inner.retry_after {
+            d.field("retry_after", after);
+        }
+        d.field("attempts", &inner.attempts);
+        if let Some(source) = &inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner.source.as_ref().map(|e| &**e as _)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn assert_impls<T: Send + Sync + 'static + StdError>() {}
+        assert_impls::<Error>();
+    }
+
+    #[test]
+    fn display_names_request_status_and_attempts() {
+        let err = Error::new(ErrorKind::Timeout)
+            .with_detail("attempt timeout of 2s elapsed")
+            .with_request(&Method::GET, "https://api.example/v1?key=REDACTED".into())
+            .with_status(StatusCode::BAD_GATEWAY)
+            .with_attempts(3);
+        assert_eq!(
+            err.to_string(),
+            "timed out: attempt timeout of 2s elapsed (GET https://api.example/v1?key=REDACTED), \
+             status 502, after 3 attempts"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+//! The sections of a profile as they are written in TOML, with their defaults.
+//!
+//! These types only parse; [`super::validate`] checks values and relations between them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use url::Url;
+
+use super::secret::SecretSource;
+
+/// Durations are humantime strings (`"250ms"`, `"3s"`, `"1m 30s"`). The error quotes the value,
+/// which is never a secret, so a typo is easy to find.
+pub(crate) mod duration {
+    use super::*;
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e})")))
+    }
+}
+
+/// URLs are parsed here; the rules about them (scheme, credentials) are in `validate`. The error
+/// never echoes the text: it may hold credentials.
+pub(crate) fn deserialize_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    let text = String::deserialize(d)?;
+    Url::parse(&text).map_err(|e| serde::de::Error::custom(format!("invalid URL ({e})")))
+}
+
+fn deserialize_opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    deserialize_url(d).map(Some)
+}
+
+/// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Timeouts {
+    #[serde(with = "duration")]
+    pub(crate) connect: Duration,
+    #[serde(with = "duration")]
+    pub(crate) read: Duration,
+    #[serde(with = "duration")]
+    pub(crate) attempt: Duration,
+    #[serde(with = "duration")]
+    pub(crate) total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(3),
+            read: Duration::from_secs(30),
+            attempt: Duration::from_secs(30),
+            total: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[profile.retry]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Retry {
+    pub(crate) max_attempts: u32,
+    #[serde(with = "duration")]
+    pub(crate) initial_backoff: Duration,
+    #[serde(with = "duration")]
+    pub(crate) max_backoff: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) retry_on_status: Vec<u16>,
+    pub(crate) idempotency_header: String,
+    pub(crate) auto_idempotency_key: bool,
+    #[serde(with = "duration")]
+    pub(crate) max_retry_after: Duration,
+    pub(crate) budget_percent: u32,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            multiplier: 2.0,
+            retry_on_status: vec![408, 429, 500, 502, 503, 504],
+            idempotency_header: "Idempotency-Key".into(),
+            auto_idempotency_key: false,
+            max_retry_after: Duration::from_secs(60),
+            budget_percent: 20,
+        }
+    }
+}
+
+/// `[profile.circuit_breaker]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CircuitBreaker {
+    pub(crate) enabled: bool,
+    pub(crate) failure_ratio: f64,
+    pub(crate) minimum_requests: u32,
+    #[serde(with = "duration")]
+    pub(crate) window: Duration,
+    #[serde(with = "duration")]
+    pub(crate) open_for: Duration,
+    pub(crate) half_open_requests: u32,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            enabled: true,
+            failure_ratio: 0.5,
+            minimum_requests: 10,
+            window: Duration::from_secs(30),
+            open_for: Duration::from_secs(15),
+            half_open_requests: 1,
+        }
+    }
+}
+
+/// `[profile.rate_limit]`: absent means no client-side quota.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RateLimit {
+    pub(crate) requests_per_second: f64,
+    /// Defaults to one second's worth of requests (at least 1).
+    pub(crate) burst: Option<u32>,
+}
+
+/// `auth.auth_method` of the OAuth client-credentials kind (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum AuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// `[profile.auth]`, one of three kinds chosen by `type`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum Auth {
+    /// OAuth 2.0 client credentials (RFC 6749 §4.4).
+    Oauth2ClientCredentials {
+        #[serde(deserialize_with = "deserialize_url")]
+        token_url: Url,
+        client_id: String,
+        client_secret: SecretSource,
+        #[serde(default)]
+        scopes: Vec<String>,
+        #[serde(default)]
+        auth_method: AuthMethod,
+        #[serde(default)]
+        audience: Option<String>,
+        #[serde(default)]
+        extra_params: BTreeMap<String, String>,
+        #[serde(with = "duration", default = "default_refresh_before_expiry")]
+        refresh_before_expiry: Duration,
+        #[serde(with = "duration", default = "default_token_lifetime")]
+        default_token_lifetime: Duration,
+    },
+    /// A static API key, sent in a header (default `X-Api-Key`) or, if a partner insists, a
+    /// query parameter.
+    ApiKey {
+        key: SecretSource,
+        #[serde(default)]
+        header: Option<String>,
+        #[serde(default)]
+        query_param: Option<String>,
+    },
+    /// A static bearer token.
+    Bearer { token: SecretSource },
+}
+
+impl Auth {
+    /// The `type` key's value.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Auth::Oauth2ClientCredentials { .. } => "oauth2_client_credentials",
+            Auth::ApiKey { .. } => "api_key",
+            Auth::Bearer { .. } => "bearer",
+        }
+    }
+}
+
+fn default_refresh_before_expiry() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_token_lifetime() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// `tls.min_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum TlsVersion {
+    /// TLS 1.2 (the default).
+    #[default]
+    #[serde(rename = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// `[profile.tls]`.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Tls {
+    pub(crate) min_version: TlsVersion,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) client_cert_file: Option<PathBuf>,
+    pub(crate) client_key_file: Option<PathBuf>,
+}
+
+/// `[profile.redact]`: added to the built-in lists.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Redact {
+    pub(crate) headers: Vec<String>,
+    pub(crate) query_params: Vec<String>,
+    pub(crate) json_fields: Vec<String>,
+}
+
+/// The `proxy` key: `"system"` (reqwest's environment variables), `"none"`, or a URL.
+#[derive(Clone, Default, PartialEq)]
+pub enum Proxy {
+    /// Use `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` from the environment.
+    #[default]
+    System,
+    /// Connect directly, whatever the environment says.
+    None,
+    /// Send every request through this proxy (`http://` or `https://`).
+    Url(Url),
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proxy::System => f.write_str("System"),
+            Proxy::None => f.write_str("None"),
+            // A proxy URL may carry credentials.
+            Proxy::Url(url) => write!(f, "Url({:?})", crate::redact::Redactor::default().url(url)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Proxy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "system" => Ok(Proxy::System),
+            "none" => Ok(Proxy::None),
+            _ => match Url::parse(&text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(Proxy::Url(url)),
+                _ => Err(serde::de::Error::custom(
+                    "must be \"system\", \"none\" or an http(s):// proxy URL",
+                )),
+            },
+        }
+    }
+}
+
+/// The whole of one profile as written (`[name]` and its sub-tables).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    #[serde(default, deserialize_with = "deserialize_opt_url")]
+    pub(crate) base_url: Option<Url>,
+    #[serde(default)]
+    pub(crate) allowed_hosts: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) allow_insecure_http: bool,
+    #[serde(default = "default_max_response_bytes")]
+    pub(crate) max_response_bytes: u64,
+    #[serde(default)]
+    pub(crate) follow_redirects: bool,
+    #[serde(default)]
+    pub(crate) proxy: Proxy,
+    #[serde(default)]
+    pub(crate) timeouts: Timeouts,
+    #[serde(default)]
+    pub(crate) retry: Retry,
+    #[serde(default)]
+    pub(crate) circuit_breaker: CircuitBreaker,
+    #[serde(default)]
+    pub(crate) rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub(crate) auth: Option<Auth>,
+    #[serde(default)]
+    pub(crate) tls: Tls,
+    #[serde(default)]
+    pub(crate) redact: Redact,
+}
+
+pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+
+fn default_max_response_bytes() -> u64 {
+    DEFAULT_MAX_RESPONSE_BYTES
+}
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            base_url: None,
+            allowed_hosts: None,
+            allow_insecure_http: false,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            follow_redirects: false,
+            proxy: Proxy::System,
+            timeouts: Timeouts::default(),
+            retry: Retry::default(),
+            circuit_breaker: CircuitBreaker::default(),
+            rate_limit: None,
+            auth: None,
+            tls: Tls::default(),
+            redact: Redact::default(),
+        }
+    }
+}

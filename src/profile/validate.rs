@@ -1,0 +1,267 @@
+//! The checks a profile must pass, shared by profile files and [`ClientBuilder`]: whichever way a
+//! setting came in, a bad value gets the same message naming the same key.
+//!
+//! [`ClientBuilder`]: crate::ClientBuilder
+
+use std::fmt;
+use std::time::Duration;
+
+use http::HeaderName;
+use url::Url;
+
+use super::sections::{Auth, Settings};
+
+/// A problem with one key of one profile. Never holds the value of a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) struct ConfigError {
+    profile: String,
+    key: String,
+    problem: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(profile: &str, key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            profile: profile.to_owned(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.profile.is_empty() {
+            write!(f, "profile {:?}: ", self.profile)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.problem)
+    }
+}
+
+/// Checks every value and every relation between values of one profile.
+pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
+    let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
+
+    let Some(base_url) = &s.base_url else {
+        return err("base_url", "is required".into());
+    };
+    check_url(profile, "base_url", base_url, s.allow_insecure_http)?;
+    if base_url.query().is_some() || base_url.fragment().is_some() {
+        return err(
+            "base_url",
+            "must not have a query or fragment; add query parameters per call".into(),
+        );
+    }
+    if let Some(hosts) = &s.allowed_hosts {
+        for host in hosts {
+            if host.is_empty() || host.contains(['/', ':', '@', '?', '#', ' ']) {
+                return err(
+                    "allowed_hosts",
+                    format!("{host:?} is not a bare host name (no scheme, port or path)"),
+                );
+            }
+        }
+        let base_host = base_url.host_str().unwrap_or_default();
+        if !hosts.iter().any(|h| h.eq_ignore_ascii_case(base_host)) {
+            return err(
+                "allowed_hosts",
+                format!("must include base_url's host {base_host:?}"),
+            );
+        }
+    }
+    if s.max_response_bytes == 0 {
+        return err("max_response_bytes", "must be greater than 0".into());
+    }
+
+    let t = &s.timeouts;
+    for (key, value) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.read", t.read),
+        ("timeouts.attempt", t.attempt),
+        ("timeouts.total", t.total),
+    ] {
+        if value.is_zero() {
+            return err(key, "must be greater than 0".into());
+        }
+    }
+    if t.attempt > t.total {
+        return err(
+            "timeouts.attempt",
+            format!(
+                "must not be greater than timeouts.total ({})",
+                humantime::format_duration(t.total)
+            ),
+        );
+    }
+
+    let r = &s.retry;
+    if !(1..=10).contains(&r.max_attempts) {
+        return err("retry.max_attempts", "must be between 1 and 10".into());
+    }
+    if r.initial_backoff.is_zero() {
+        return err("retry.initial_backoff", "must be greater than 0".into());
+    }
+    if r.max_backoff < r.initial_backoff {
+        return err(
+            "retry.max_backoff",
+            "must not be less than retry.initial_backoff".into(),
+        );
+    }
+    if !(r.multiplier.is_finite() && r.multiplier >= 1.0) {
+        return err("retry.multiplier", "must be >= 1.0".into());
+    }
+    if let Some(code) = r.retry_on_status.iter().find(|c| !(100..=599).contains(*c)) {
+        return err(
+            "retry.retry_on_status",
+            format!("{code} is not an HTTP status"),
+        );
+    }
+    if HeaderName::from_bytes(r.idempotency_header.as_bytes()).is_err() {
+        return err(
+            "retry.idempotency_header",
+            format!("{:?} is not a valid header name", r.idempotency_header),
+        );
+    }
+    if r.max_retry_after.is_zero() {
+        return err("retry.max_retry_after", "must be greater than 0".into());
+    }
+    if r.budget_percent > 100 {
+        return err("retry.budget_percent", "must be between 0 and 100".into());
+    }
+
+    let b = &s.circuit_breaker;
+    if !(b.failure_ratio > 0.0 && b.failure_ratio <= 1.0) {
+        return err(
+            "circuit_breaker.failure_ratio",
+            "must be greater than 0 and at most 1".into(),
+        );
+    }
+    for (key, value) in [
+        ("circuit_breaker.minimum_requests", b.minimum_requests),
+        ("circuit_breaker.half_open_requests", b.half_open_requests),
+    ] {
+        if value == 0 {
+            return err(key, "must be at least 1".into());
+        }
+    }
+    for (key, value) in [
+        ("circuit_breaker.window", b.window),
+        ("circuit_breaker.open_for", b.open_for),
+    ] {
+        if value.is_zero() {
+            return err(key, "must be greater than 0".into());
+        }
+    }
+
+    if let Some(limit) = &s.rate_limit {
+        if !(limit.requests_per_second.is_finite() && limit.requests_per_second > 0.0) {
+            return err(
+                "rate_limit.requests_per_second",
+                "must be greater than 0".into(),
+            );
+        }
+        if limit.burst == Some(0) {
+            return err("rate_limit.burst", "must be at least 1".into());
+        }
+    }
+
+    if let Some(auth) = &s.auth {
+        validate_auth(profile, auth, s.allow_insecure_http)?;
+    }
+
+    if s.tls.client_cert_file.is_some() != s.tls.client_key_file.is_some() {
+        let missing = if s.tls.client_cert_file.is_some() {
+            "tls.client_key_file"
+        } else {
+            "tls.client_cert_file"
+        };
+        return err(
+            missing,
+            "is required with the other half of the client identity".into(),
+        );
+    }
+    if let Some(bad) = s
+        .redact
+        .headers
+        .iter()
+        .find(|h| HeaderName::from_bytes(h.as_bytes()).is_err())
+    {
+        return err(
+            "redact.headers",
+            format!("{bad:?} is not a valid header name"),
+        );
+    }
+    Ok(())
+}
+
+fn validate_auth(profile: &str, auth: &Auth, allow_insecure_http: bool) -> Result<(), ConfigError> {
+    let err = |key: &str, problem: &str| Err(ConfigError::new(profile, key, problem));
+    match auth {
+        Auth::Oauth2ClientCredentials {
+            token_url,
+            client_id,
+            refresh_before_expiry,
+            default_token_lifetime,
+            ..
+        } => {
+            check_url(profile, "auth.token_url", token_url, allow_insecure_http)?;
+            if client_id.is_empty() {
+                return err("auth.client_id", "must not be empty");
+            }
+            if refresh_before_expiry.is_zero() {
+                return err("auth.refresh_before_expiry", "must be greater than 0");
+            }
+            if *default_token_lifetime < Duration::from_secs(1) {
+                return err("auth.default_token_lifetime", "must be at least 1s");
+            }
+        }
+        Auth::ApiKey {
+            header,
+            query_param,
+            ..
+        } => match (header, query_param) {
+            (Some(_), Some(_)) => {
+                return err(
+                    "auth.query_param",
+                    "give either auth.header or auth.query_param",
+                );
+            }
+            (Some(name), None) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
+                return err("auth.header", "is not a valid header name");
+            }
+            (None, Some(name)) if name.is_empty() => {
+                return err("auth.query_param", "must not be empty");
+            }
+            _ => {}
+        },
+        Auth::Bearer { .. } => {}
+    }
+    Ok(())
+}
+
+/// The rules every URL in a profile follows: http(s) with a host, https unless the profile opts
+/// out, and no credentials. Never quotes the URL, which may hold credentials.
+fn check_url(
+    profile: &str,
+    key: &str,
+    url: &Url,
+    allow_insecure_http: bool,
+) -> Result<(), ConfigError> {
+    let err = |problem: &str| Err(ConfigError::new(profile, key, problem));
+    if !url.username().is_empty() || url.password().is_some() {
+        return err("must not contain credentials");
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure_http => {}
+        "http" => return err("must be https unless allow_insecure_http = true"),
+        _ => return err("must be an http(s) URL"),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return err("must have a host");
+    }
+    Ok(())
+}

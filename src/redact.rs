@@ -1,0 +1,270 @@
+//! Masking of secrets in URLs and headers: the one place that formats them.
+//!
+//! Every code path that shows a URL or a header map (errors, logs, `Debug`) goes through a
+//! [`Redactor`]. It replaces (never truncates) the value of every sensitive header and query
+//! parameter, the URL's userinfo and its fragment. The built-in lists below are always on; a
+//! profile's `[redact]` section adds to them and cannot remove from them.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use http::{HeaderMap, HeaderName};
+use url::Url;
+
+/// What a masked value is replaced with.
+pub(crate) const MASK: &str = "REDACTED";
+
+/// Headers whose values are never shown.
+const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-auth-token",
+    "x-access-token",
+    "x-csrf-token",
+    "x-xsrf-token",
+    "x-amz-security-token",
+    "x-goog-api-key",
+    "x-client-secret",
+    "private-token",
+];
+
+/// Query parameters whose values are never shown.
+const SENSITIVE_QUERY_PARAMS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "key",
+    "token",
+    "auth",
+    "client_secret",
+    "password",
+    "passwd",
+    "secret",
+    "sig",
+    "signature",
+    "code",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+];
+
+/// Masks sensitive parts of URLs and headers. Cheap to share behind the client's `Arc`.
+#[derive(Clone)]
+pub(crate) struct Redactor {
+    headers: HashSet<HeaderName>,
+    query_params: HashSet<String>,
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor::new(&[], &[])
+    }
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redactor")
+            .field("headers", &self.headers.len())
+            .field("query_params", &self.query_params.len())
+            .finish()
+    }
+}
+
+impl Redactor {
+    /// The built-in lists plus the profile's extra header names and query parameter names.
+    /// Names that are not valid header names cannot occur in a request and are skipped.
+    pub(crate) fn new(extra_headers: &[String], extra_query_params: &[String]) -> Self {
+        let headers = SENSITIVE_HEADERS
+            .iter()
+            .copied()
+            .chain(extra_headers.iter().map(String::as_str))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        let query_params = SENSITIVE_QUERY_PARAMS
+            .iter()
+            .copied()
+            .chain(extra_query_params.iter().map(String::as_str))
+            .map(|name| name.trim().to_ascii_lowercase())
+            .collect();
+        Redactor {
+            headers,
+            query_params,
+        }
+    }
+
+    /// Whether the value of header `name` must never be shown nor follow a cross-origin redirect.
+    pub(crate) fn is_sensitive_header(&self, name: &HeaderName) -> bool {
+        self.headers.contains(name)
+    }
+
+    fn is_sensitive_param(&self, name: &str) -> bool {
+        self.query_params.contains(&name.to_ascii_lowercase())
+    }
+
+    /// A `Display` of `url` with its userinfo, sensitive query values and fragment masked.
+    pub(crate) fn url<'a>(&'a self, url: &'a Url) -> RedactedUrl<'a> {
+        RedactedUrl {
+            url,
+            redactor: self,
+        }
+    }
+
+    /// A `Debug` of `headers` with sensitive values masked.
+    pub(crate) fn headers<'a>(&'a self, headers: &'a HeaderMap) -> RedactedHeaders<'a> {
+        RedactedHeaders {
+            headers,
+            redactor: self,
+        }
+    }
+}
+
+/// A URL that shows itself with every secret masked.
+///
+/// Returned by [`Response::url`](crate::Response::url). `Display` and `Debug` mask the userinfo,
+/// the fragment and the value of every sensitive query parameter (the built-in list plus the
+/// profile's `redact.query_params`), so it is safe to log.
+///
+/// ```
+/// # async fn demo(response: outbound::Response) {
+/// tracing::info!(url = %response.url(), "partner answered");
+/// # }
+/// ```
+#[derive(Clone, Copy)]
+pub struct RedactedUrl<'a> {
+    url: &'a Url,
+    redactor: &'a Redactor,
+}
+
+impl<'a> RedactedUrl<'a> {
+    /// The URL itself, secrets included. Do not log it.
+    pub fn expose(&self) -> &'a Url {
+        self.url
+    }
+}
+
+impl fmt::Display for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.url;
+        write!(f, "{}://", url.scheme())?;
+        if !url.username().is_empty() || url.password().is_some() {
+            write!(f, "{MASK}@")?;
+        }
+        if let Some(host) = url.host_str() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = url.port() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(url.path())?;
+        if let Some(query) = url.query() {
+            f.write_str("?")?;
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    f.write_str("&")?;
+                }
+                let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                // Compare the decoded name, so `api%5Fkey` is caught like `api_key`.
+                let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
+                    .next()
+                    .map(|(name, _)| name.into_owned())
+                    .unwrap_or_default();
+                if self.redactor.is_sensitive_param(&name) {
+                    write!(f, "{raw_name}={MASK}")?;
+                } else {
+                    f.write_str(pair)?;
+                }
+            }
+        }
+        if url.fragment().is_some() {
+            write!(f, "#{MASK}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedactedUrl<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// A header map that shows itself with sensitive values masked.
+pub(crate) struct RedactedHeaders<'a> {
+    headers: &'a HeaderMap,
+    redactor: &'a Redactor,
+}
+
+impl fmt::Debug for RedactedHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for (name, value) in self.headers {
+            if self.redactor.is_sensitive_header(name) || value.is_sensitive() {
+                map.entry(name, &MASK);
+            } else {
+                map.entry(name, value);
+            }
+        }
+        map.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    const CANARY: &str = "canary-7f3a9";
+
+    fn show(url: &str) -> String {
+        let url = Url::parse(url).expect("test URL parses");
+        Redactor::new(&[], &["sig2".into()]).url(&url).to_string()
+    }
+
+    #[test]
+    fn sensitive_query_values_are_replaced_and_others_kept() {
+        assert_eq!(
+            show(&format!(
+                "https://api.example/v1?page=2&api_key={CANARY}&Token={CANARY}"
+            )),
+            "https://api.example/v1?page=2&api_key=REDACTED&Token=REDACTED"
+        );
+    }
+
+    #[test]
+    fn percent_encoded_param_names_are_still_caught() {
+        let shown = show(&format!(
+            "https://api.example/?api%5Fkey={CANARY}&sig2={CANARY}"
+        ));
+        assert!(!shown.contains(CANARY), "{shown}");
+    }
+
+    #[test]
+    fn userinfo_and_fragment_are_masked() {
+        let shown = show(&format!(
+            "https://{CANARY}:{CANARY}@api.example:8443/p#access_token={CANARY}"
+        ));
+        assert_eq!(shown, "https://REDACTED@api.example:8443/p#REDACTED");
+    }
+
+    #[test]
+    fn sensitive_headers_are_masked_in_debug() {
+        let redactor = Redactor::new(&["X-Partner-Signature".into()], &[]);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-api-key", HeaderValue::from_static(CANARY));
+        headers.insert("x-partner-signature", HeaderValue::from_static(CANARY));
+        headers.insert("accept", HeaderValue::from_static("application/json"));
+        let shown = format!("{:?}", redactor.headers(&headers));
+        assert!(!shown.contains(CANARY), "{shown}");
+        assert!(shown.contains("application/json"), "{shown}");
+    }
+}

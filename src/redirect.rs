@@ -1,0 +1,144 @@
+//! Redirects, followed by our own loop rather than reqwest's policy.
+//!
+//! Off by default: the 3xx is returned to the caller. With `follow_redirects = true`, each hop
+//! passes the origin gate, https never becomes http, a change of origin drops `Authorization`,
+//! `Cookie`, `Proxy-Authorization` and every header on the redaction list (reqwest keeps custom
+//! credential headers such as `X-Api-Key`), 303 (and 301/302 after a POST) becomes a body-less
+//! GET, a body is re-sent on 307/308 only to the same origin, and no `Referer` is ever added.
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode, header};
+use url::Url;
+
+use crate::error::{Error, ErrorKind};
+use crate::gate::OriginGate;
+use crate::profile::sections::Timeouts;
+use crate::redact::Redactor;
+use crate::transport::{self, Deadline};
+
+/// At most this many redirects are followed for one attempt.
+pub(crate) const MAX_HOPS: usize = 5;
+
+/// One request on the wire: what a redirect may rewrite.
+#[derive(Clone)]
+pub(crate) struct Hop {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Option<Bytes>,
+}
+
+/// What the loop needs from the client.
+pub(crate) struct Wire<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) gate: &'a OriginGate,
+    pub(crate) redactor: &'a Redactor,
+    pub(crate) timeouts: &'a Timeouts,
+    pub(crate) follow: bool,
+}
+
+/// Sends `hop` and, if the profile says so, follows redirects. Returns the final response and
+/// its URL. Errors carry the method and the (redacted) URL of the hop that failed.
+pub(crate) async fn send(
+    wire: &Wire<'_>,
+    mut hop: Hop,
+    deadline: Deadline,
+) -> Result<(reqwest::Response, Url), Error> {
+    let mut hops = 0;
+    loop {
+        let context = |err: Error, hop: &Hop| {
+            err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string())
+        };
+        let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
+        *request.headers_mut() = hop.headers.clone();
+        *request.body_mut() = hop.body.clone().map(reqwest::Body::from);
+        let response = transport::send(wire.http, request, deadline, wire.timeouts)
+            .await
+            .map_err(|e| context(e, &hop))?;
+
+        if !wire.follow || !is_followed(response.status()) {
+            return Ok((response, hop.url));
+        }
+        let Some(location) = response.headers().get(header::LOCATION) else {
+            return Ok((response, hop.url));
+        };
+        hops += 1;
+        if hops > MAX_HOPS {
+            return Err(context(
+                refused(format!("more than {MAX_HOPS} redirects")),
+                &hop,
+            ));
+        }
+        let next = location
+            .to_str()
+            .ok()
+            .and_then(|location| hop.url.join(location).ok())
+            .ok_or_else(|| context(refused("Location is not a valid URL".into()), &hop))?;
+        let status = response.status();
+        drop(response);
+        hop = next_hop(wire, hop, next, status).map_err(|(err, hop)| context(err, &hop))?;
+    }
+}
+
+fn is_followed(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+fn refused(detail: String) -> Error {
+    Error::new(ErrorKind::Redirect).with_detail(detail)
+}
+
+/// Rewrites `hop` for a redirect to `next`, or explains why it is refused.
+fn next_hop(
+    wire: &Wire<'_>,
+    mut hop: Hop,
+    next: Url,
+    status: StatusCode,
+) -> Result<Hop, (Error, Hop)> {
+    if hop.url.scheme() == "https" && next.scheme() != "https" {
+        return Err((refused("refused a redirect from https to http".into()), hop));
+    }
+    if let Some(why) = wire.gate.refusal(&next) {
+        return Err((
+            refused(format!("Location is outside the profile: {why}")),
+            hop,
+        ));
+    }
+    let same_origin = next.origin() == hop.url.origin();
+    let becomes_get = status == StatusCode::SEE_OTHER && hop.method != Method::HEAD
+        || matches!(status.as_u16(), 301 | 302) && hop.method == Method::POST;
+    if becomes_get {
+        hop.method = Method::GET;
+        hop.body = None;
+        for name in [
+            header::CONTENT_TYPE,
+            header::CONTENT_LENGTH,
+            header::CONTENT_ENCODING,
+        ] {
+            hop.headers.remove(name);
+        }
+    } else if hop.body.is_some() && !same_origin {
+        return Err((
+            refused("refused to re-send the request body to another origin".into()),
+            hop,
+        ));
+    }
+    if !same_origin {
+        let sensitive: Vec<_> = hop
+            .headers
+            .keys()
+            .filter(|name| {
+                matches!(
+                    *name,
+                    &header::AUTHORIZATION | &header::COOKIE | &header::PROXY_AUTHORIZATION
+                ) || wire.redactor.is_sensitive_header(name)
+            })
+            .cloned()
+            .collect();
+        for name in sensitive {
+            hop.headers.remove(name);
+        }
+    }
+    hop.url = next;
+    Ok(hop)
+}

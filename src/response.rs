@@ -1,0 +1,216 @@
+//! A response whose body can only be read within the call's limits.
+//!
+//! The body is bounded by `max_response_bytes`, counted after decompression (so a gzip bomb is
+//! stopped, not inflated), and refused before reading when `Content-Length` already says it is
+//! too large. Reading is bounded by the same deadline as the attempt that produced the response.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::profile::sections::Timeouts;
+use crate::redact::{RedactedUrl, Redactor};
+use crate::transport::{self, Deadline};
+
+/// The first allocation for a body, whatever `Content-Length` claims.
+const INITIAL_CAPACITY_CAP: u64 = 64 * 1024;
+
+/// An HTTP response. Its body is read at most once, by [`bytes`](Response::bytes),
+/// [`text`](Response::text) or [`json`](Response::json).
+///
+/// ```no_run
+/// # async fn demo(client: outbound::Client) -> Result<(), outbound::Error> {
+/// let response = client.get("/v1/contacts/42").send().await?.error_for_status()?;
+/// let contact: serde_json::Value = response.json().await?;
+/// # Ok(()) }
+/// ```
+pub struct Response {
+    inner: reqwest::Response,
+    method: Method,
+    url: Url,
+    ctx: Arc<BodyContext>,
+    deadline: Deadline,
+    attempts: u32,
+}
+
+/// What reading a body needs from the client.
+#[derive(Debug)]
+pub(crate) struct BodyContext {
+    pub(crate) redactor: Arc<Redactor>,
+    pub(crate) max_bytes: u64,
+    pub(crate) timeouts: Timeouts,
+}
+
+impl Response {
+    pub(crate) fn new(
+        inner: reqwest::Response,
+        method: Method,
+        url: Url,
+        ctx: Arc<BodyContext>,
+        deadline: Deadline,
+        attempts: u32,
+    ) -> Response {
+        Response {
+            inner,
+            method,
+            url,
+            ctx,
+            deadline,
+            attempts,
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.inner.status()
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        self.inner.headers()
+    }
+
+    /// The final URL (after redirects, if the profile follows them). Its `Display` masks
+    /// credentials and sensitive query parameters; [`RedactedUrl::expose`] gives the real one.
+    pub fn url(&self) -> RedactedUrl<'_> {
+        self.ctx.redactor.url(&self.url)
+    }
+
+    /// How many attempts the call took.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Turns a 4xx or 5xx status into an [`Error`] with [`Error::status`] set.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_status`] for a 4xx or 5xx response.
+    pub fn error_for_status(self) -> Result<Response> {
+        let status = self.status();
+        if status.is_client_error() || status.is_server_error() {
+            Err(self.error(ErrorKind::Status, None))
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Reads the whole body.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_body_too_large`] past `max_response_bytes` (after decompression);
+    /// [`Error::is_timeout`] when the attempt deadline or the read timeout passes;
+    /// `ErrorKind::Body` when the connection fails mid-body.
+    pub async fn bytes(mut self) -> Result<Bytes> {
+        let max = self.ctx.max_bytes;
+        if let Some(len) = self.inner.content_length()
+            && len > max
+        {
+            return Err(self.error(
+                ErrorKind::BodyTooLarge,
+                Some(format!(
+                    "Content-Length of {len} bytes exceeds max_response_bytes ({max})"
+                )),
+            ));
+        }
+        let capacity = self
+            .inner
+            .content_length()
+            .unwrap_or(0)
+            .min(INITIAL_CAPACITY_CAP);
+        let mut body = BytesMut::with_capacity(capacity as usize);
+        loop {
+            let chunk = match self.deadline.run(self.inner.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => return Ok(body.freeze()),
+                Ok(Err(e)) => {
+                    let err = transport::classify(e, &self.ctx.timeouts);
+                    return Err(self.with_context(err));
+                }
+                Err(elapsed) => return Err(self.with_context(elapsed)),
+            };
+            if body.len() as u64 + chunk.len() as u64 > max {
+                return Err(self.error(
+                    ErrorKind::BodyTooLarge,
+                    Some(format!(
+                        "body exceeds max_response_bytes ({max}) after decompression"
+                    )),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+
+    /// Reads the body as text. Invalid UTF-8 is replaced with U+FFFD.
+    ///
+    /// # Errors
+    ///
+    /// As [`Response::bytes`].
+    pub async fn text(self) -> Result<String> {
+        let bytes = self.bytes().await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Reads the body and deserializes it from JSON.
+    ///
+    /// # Errors
+    ///
+    /// As [`Response::bytes`], and [`Error::is_decode`] when the body is not the expected JSON.
+    /// The message says where the document went wrong (line and column) and never quotes the
+    /// body, which may hold personal data or tokens.
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T> {
+        let method = self.method.clone();
+        let url = self.ctx.redactor.url(&self.url).to_string();
+        let status = self.status();
+        let attempts = self.attempts;
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            let what = match e.classify() {
+                serde_json::error::Category::Io => "could not be read",
+                serde_json::error::Category::Syntax => "is not valid JSON",
+                serde_json::error::Category::Data => "does not match the expected type",
+                serde_json::error::Category::Eof => "ends before the JSON document does",
+            };
+            Error::new(ErrorKind::Decode)
+                .with_detail(format!(
+                    "body {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+                .with_request(&method, url)
+                .with_status(status)
+                .with_attempts(attempts)
+        })
+    }
+
+    fn error(&self, kind: ErrorKind, detail: Option<String>) -> Error {
+        let err = Error::new(kind);
+        let err = match detail {
+            Some(detail) => err.with_detail(detail),
+            None => err,
+        };
+        self.with_context(err)
+    }
+
+    fn with_context(&self, err: Error) -> Error {
+        err.with_request(&self.method, self.url().to_string())
+            .with_status(self.status())
+            .with_attempts(self.attempts)
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status())
+            .field("url", &self.url())
+            .field("headers", &self.ctx.redactor.headers(self.headers()))
+            .finish_non_exhaustive()
+    }
+}

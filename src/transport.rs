@@ -1,0 +1,207 @@
+//! Step 5: the wire. Builds the one `reqwest::Client` of an `outbound::Client`, sends one hop
+//! under a deadline, and maps `reqwest::Error` to an [`ErrorKind`] (the only place that reads
+//! reqwest's error predicates).
+//!
+//! Time limits, from the innermost out: `timeouts.connect` (TCP + TLS handshake) and
+//! `timeouts.read` (between two reads) are enforced by reqwest; the attempt deadline
+//! (`min(timeouts.attempt, time left)`) and the call's total deadline are ours, kept as a
+//! [`Deadline`] that also bounds reading the body.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::profile::sections::{Proxy, Timeouts, TlsVersion};
+use crate::profile::{ConfigError, Settings};
+
+/// Idle pooled connections are dropped before common server keep-alive limits (60 s and up), so
+/// a request is rarely written to a connection the server is closing.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+const POOL_MAX_IDLE_PER_HOST: usize = 64;
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+
+/// Builds the transport for validated settings of `profile`.
+pub(crate) fn build(profile: &str, s: &Settings) -> Result<reqwest::Client, Error> {
+    let t = &s.timeouts;
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("outbound/", env!("CARGO_PKG_VERSION")))
+        // Our own redirect loop applies the origin gate and strips credentials on every hop.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .https_only(!s.allow_insecure_http)
+        .connect_timeout(t.connect)
+        .read_timeout(t.read)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .tcp_keepalive(TCP_KEEPALIVE)
+        .gzip(true)
+        .tls_backend_rustls()
+        .tls_version_min(match s.tls.min_version {
+            TlsVersion::Tls12 => reqwest::tls::Version::TLS_1_2,
+            TlsVersion::Tls13 => reqwest::tls::Version::TLS_1_3,
+        });
+    builder = match &s.proxy {
+        Proxy::System => builder,
+        Proxy::None => builder.no_proxy(),
+        Proxy::Url(url) => {
+            let proxy = reqwest::Proxy::all(url.as_str()).map_err(|_| {
+                Error::config(ConfigError::new(profile, "proxy", "invalid proxy URL"))
+            })?;
+            builder.proxy(proxy)
+        }
+    };
+    if let Some(path) = &s.tls.ca_file {
+        let pem = read_file(profile, "tls.ca_file", path)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or_else(|| {
+                Error::config(ConfigError::new(
+                    profile,
+                    "tls.ca_file",
+                    format!("{} holds no PEM certificate", path.display()),
+                ))
+            })?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    if let (Some(cert), Some(key)) = (&s.tls.client_cert_file, &s.tls.client_key_file) {
+        let mut pem = read_file(profile, "tls.client_cert_file", cert)?;
+        pem.push(b'\n');
+        pem.extend(read_file(profile, "tls.client_key_file", key)?);
+        // reqwest's error could describe the key material; ours names the files only.
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            Error::config(ConfigError::new(
+                profile,
+                "tls.client_cert_file",
+                format!(
+                    "{} and {} are not a PEM certificate chain and private key",
+                    cert.display(),
+                    key.display()
+                ),
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| {
+        Error::config(ConfigError::new(
+            profile,
+            "tls",
+            "the HTTP transport could not be built",
+        ))
+        .with_source(e.without_url())
+    })
+}
+
+fn read_file(profile: &str, key: &str, path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| {
+        Error::config(ConfigError::new(
+            profile,
+            key,
+            format!("cannot read {}: {}", path.display(), e.kind()),
+        ))
+    })
+}
+
+/// Which limit a [`Deadline`] stands for, so a timeout names the limit that fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    /// `timeouts.attempt`.
+    Attempt(Duration),
+    /// `timeouts.total` or the per-call `RequestBuilder::timeout`.
+    Total(Duration),
+}
+
+/// The instant by which an attempt (and the reading of its body) must be done.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    pub(crate) at: Instant,
+    pub(crate) limit: Limit,
+}
+
+impl Deadline {
+    /// The attempt's deadline: `attempt` from `now`, or the call's deadline if that comes first.
+    pub(crate) fn for_attempt(now: Instant, attempt: Duration, call: Deadline) -> Deadline {
+        let own = now + attempt;
+        if own < call.at {
+            Deadline {
+                at: own,
+                limit: Limit::Attempt(attempt),
+            }
+        } else {
+            call
+        }
+    }
+
+    /// The error for this deadline having passed.
+    pub(crate) fn elapsed(&self) -> Error {
+        let detail = match self.limit {
+            Limit::Attempt(d) => format!(
+                "attempt timeout of {} elapsed (timeouts.attempt)",
+                humantime::format_duration(d)
+            ),
+            Limit::Total(d) => format!(
+                "total deadline of {} elapsed (timeouts.total)",
+                humantime::format_duration(d)
+            ),
+        };
+        Error::new(ErrorKind::Timeout).with_detail(detail)
+    }
+
+    /// Runs `fut` until this deadline.
+    pub(crate) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
+        tokio::time::timeout_at(self.at, fut)
+            .await
+            .map_err(|_| self.elapsed())
+    }
+}
+
+/// Sends one request and waits for the response head, within `deadline`.
+pub(crate) async fn send(
+    http: &reqwest::Client,
+    request: reqwest::Request,
+    deadline: Deadline,
+    timeouts: &Timeouts,
+) -> Result<reqwest::Response, Error> {
+    deadline
+        .run(http.execute(request))
+        .await?
+        .map_err(|e| classify(e, timeouts))
+}
+
+/// The one mapping from `reqwest::Error` to our kinds. The URL is stripped before the error is
+/// kept as a source, since reqwest's `Display` would print it unredacted.
+pub(crate) fn classify(e: reqwest::Error, timeouts: &Timeouts) -> Error {
+    let (kind, detail) = if e.is_timeout() && e.is_connect() {
+        (
+            ErrorKind::Timeout,
+            format!(
+                "connect timeout of {} elapsed (timeouts.connect)",
+                humantime::format_duration(timeouts.connect)
+            ),
+        )
+    } else if e.is_timeout() {
+        (
+            ErrorKind::Timeout,
+            format!(
+                "no data for {} (timeouts.read)",
+                humantime::format_duration(timeouts.read)
+            ),
+        )
+    } else if e.is_connect() {
+        (ErrorKind::Connect, "could not connect".to_owned())
+    } else if e.is_body() || e.is_decode() {
+        (
+            ErrorKind::Body,
+            "the connection failed while reading the body".to_owned(),
+        )
+    } else {
+        (
+            ErrorKind::Request,
+            "the connection failed during the exchange".to_owned(),
+        )
+    };
+    Error::new(kind)
+        .with_detail(detail)
+        .with_source(e.without_url())
+}
