@@ -119,22 +119,12 @@ impl Profiles {
 
 fn parse_settings(name: &str, body: toml::Table) -> Result<Settings, ConfigError> {
     serde_path_to_error::deserialize(toml::Value::Table(body)).map_err(|e| {
+        // The path names the key itself, unknown keys included ("timeouts.conect").
         let mut key = e.path().to_string();
-        let message = e.inner().message().to_owned();
-        // serde points an unknown key at its parent table; name the key itself.
-        if let Some(unknown) = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-        {
-            key = if key == "." {
-                unknown.to_owned()
-            } else {
-                format!("{key}.{unknown}")
-            };
-        }
         if key == "." {
             key.clear();
         }
+        let message = e.inner().message().to_owned();
         ConfigError::new(name, key, message)
     })
 }

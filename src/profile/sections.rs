@@ -19,8 +19,22 @@ pub(crate) mod duration {
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("invalid duration {text:?} ({e})")))
+        parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// humantime's syntax, except that a number must touch its unit: `"3 s"` is more likely a
+    /// typo than a style, and the error says so.
+    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+        let spaced = text
+            .as_bytes()
+            .windows(2)
+            .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_whitespace());
+        if spaced {
+            return Err(format!(
+                "invalid duration {text:?} (write the unit right after the number, as in \"3s\")"
+            ));
+        }
+        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?} ({e})"))
     }
 }
 
