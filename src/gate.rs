@@ -55,7 +55,7 @@ impl OriginGate {
             other => return Some(format!("scheme {other:?} is not allowed; only https")),
         }
         let host = normalize(url.host_str().unwrap_or_default());
-        if !self.allowed_hosts.iter().any(|allowed| *allowed == host) {
+        if !self.allowed_hosts.contains(&host) {
             return Some(format!("host {host:?} is not in allowed_hosts"));
         }
         None

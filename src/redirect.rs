@@ -76,7 +76,7 @@ pub(crate) async fn send(
             .ok_or_else(|| context(refused("Location is not a valid URL".into()), &hop))?;
         let status = response.status();
         drop(response);
-        hop = next_hop(wire, hop, next, status).map_err(|(err, hop)| context(err, &hop))?;
+        next_hop(wire, &mut hop, next, status).map_err(|err| context(err, &hop))?;
     }
 }
 
@@ -88,21 +88,14 @@ fn refused(detail: String) -> Error {
     Error::new(ErrorKind::Redirect).with_detail(detail)
 }
 
-/// Rewrites `hop` for a redirect to `next`, or explains why it is refused.
-fn next_hop(
-    wire: &Wire<'_>,
-    mut hop: Hop,
-    next: Url,
-    status: StatusCode,
-) -> Result<Hop, (Error, Hop)> {
+/// Rewrites `hop` for a redirect to `next`, or explains why it is refused (leaving `hop` as it
+/// was, so the error names the hop that was refused).
+fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Result<(), Error> {
     if hop.url.scheme() == "https" && next.scheme() != "https" {
-        return Err((refused("refused a redirect from https to http".into()), hop));
+        return Err(refused("refused a redirect from https to http".into()));
     }
     if let Some(why) = wire.gate.refusal(&next) {
-        return Err((
-            refused(format!("Location is outside the profile: {why}")),
-            hop,
-        ));
+        return Err(refused(format!("Location is outside the profile: {why}")));
     }
     let same_origin = next.origin() == hop.url.origin();
     let becomes_get = status == StatusCode::SEE_OTHER && hop.method != Method::HEAD
@@ -118,9 +111,8 @@ fn next_hop(
             hop.headers.remove(name);
         }
     } else if hop.body.is_some() && !same_origin {
-        return Err((
-            refused("refused to re-send the request body to another origin".into()),
-            hop,
+        return Err(refused(
+            "refused to re-send the request body to another origin".into(),
         ));
     }
     if !same_origin {
@@ -140,5 +132,82 @@ fn next_hop(
         }
     }
     hop.url = next;
-    Ok(hop)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Settings;
+
+    fn check_hop(from: &str, to: &str, status: u16, method: Method) -> Result<Hop, Error> {
+        let settings = Settings {
+            allow_insecure_http: true,
+            allowed_hosts: Some(vec!["a.example".into(), "b.example".into()]),
+            ..Settings::default()
+        };
+        let base = Url::parse("https://a.example").expect("url");
+        let gate = OriginGate::new(&settings, &base);
+        let http = reqwest::Client::new();
+        let redactor = Redactor::default();
+        let timeouts = Timeouts::default();
+        let wire = Wire {
+            http: &http,
+            gate: &gate,
+            redactor: &redactor,
+            timeouts: &timeouts,
+            follow: true,
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "Bearer t".parse().expect("value"));
+        let mut hop = Hop {
+            method,
+            url: Url::parse(from).expect("url"),
+            headers,
+            body: None,
+        };
+        let status = StatusCode::from_u16(status).expect("status");
+        next_hop(&wire, &mut hop, Url::parse(to).expect("url"), status).map(|()| hop)
+    }
+
+    #[test]
+    fn https_to_http_is_refused_even_when_http_is_allowed() {
+        let err = check_hop("https://a.example/", "http://a.example/x", 302, Method::GET)
+            .map(drop)
+            .expect_err("downgrade");
+        assert!(err.is_redirect());
+        assert!(err.to_string().contains("from https to http"), "{err}");
+    }
+
+    #[test]
+    fn head_stays_head_on_see_other() {
+        let hop = check_hop(
+            "https://a.example/",
+            "https://a.example/x",
+            303,
+            Method::HEAD,
+        )
+        .expect("followed");
+        assert_eq!(hop.method, Method::HEAD);
+    }
+
+    #[test]
+    fn same_origin_keeps_authorization_and_other_origin_loses_it() {
+        let same = check_hop(
+            "https://a.example/",
+            "https://a.example/x",
+            307,
+            Method::GET,
+        )
+        .expect("followed");
+        assert!(same.headers.contains_key(header::AUTHORIZATION));
+        let other = check_hop(
+            "https://a.example/",
+            "https://b.example/x",
+            307,
+            Method::GET,
+        )
+        .expect("followed");
+        assert!(!other.headers.contains_key(header::AUTHORIZATION));
+    }
 }

@@ -19,8 +19,9 @@ pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Re
     )
 }
 
-/// Records how the call ended on its span and in one DEBUG event.
+/// Records how the call ended on its span and in one DEBUG event inside it.
 pub(crate) fn record_outcome(span: &Span, outcome: Result<http::StatusCode, &crate::Error>) {
+    let _entered = span.enter();
     match outcome {
         Ok(status) => {
             span.record("http.response.status_code", status.as_u16());

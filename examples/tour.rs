@@ -1,0 +1,140 @@
+//! A walk through what `outbound` does, against a demo third-party API embedded in this process.
+//!
+//! Run it with `cargo run --example tour`. It needs no setup and no network beyond loopback,
+//! prints each step in plain words, checks that each step behaved as described, and exits.
+
+#[path = "../tests/support/server.rs"]
+mod server;
+
+use anyhow::ensure;
+use outbound::{Client, Profiles};
+use server::{Reply, TestServer};
+
+/// The demo "partner API": a few endpoints that behave well and a few that do not.
+async fn demo_api() -> TestServer {
+    let bomb = Reply::gzip_bomb(64 * 1024 * 1024);
+    TestServer::start(move |request| match request.path() {
+        "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),
+        "/v1/reports/slow" => Reply::Stall,
+        "/v1/export" => Reply::ok(vec![b'x'; 4 * 1024 * 1024]),
+        "/v1/export.gz" => bomb.clone(),
+        "/v1/maintenance" => Reply::status(503),
+        _ => Reply::status(404),
+    })
+    .await
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n== {n}. {title}");
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let api = demo_api().await;
+    println!("A demo partner API is listening on {}.", api.origin());
+
+    step(1, "A profile, loaded from TOML");
+    let toml = format!(
+        r#"
+        [partner]
+        base_url = "{origin}/v1"
+        allow_insecure_http = true     # loopback demo only: https is required otherwise
+        max_response_bytes = 1048576   # 1 MiB
+
+        [partner.timeouts]
+        attempt = "500ms"
+        total = "2s"
+        "#,
+        origin = api.origin()
+    );
+    println!("{}", toml.trim_end());
+    let profiles = Profiles::from_toml_str(&toml)?;
+    let partner = Client::from_profile(profiles.get("partner")?)?;
+    println!("-> client built for profile {:?}.", partner.profile_name());
+
+    step(2, "A call");
+    let response = partner
+        .get("/contacts/42")
+        .send()
+        .await?
+        .error_for_status()?;
+    println!("GET {} -> {}", response.url(), response.status());
+    let contact: serde_json::Value = response.json().await?;
+    println!("-> {contact}");
+    ensure!(
+        contact["name"] == "Ada Lovelace",
+        "unexpected contact {contact}"
+    );
+
+    step(3, "A server that never answers");
+    let started = tokio::time::Instant::now();
+    let err = partner
+        .get("/reports/slow")
+        .send()
+        .await
+        .expect_err("stalls");
+    println!("-> after {:?}: {err}", started.elapsed());
+    ensure!(err.is_timeout(), "expected a timeout, got {err}");
+
+    step(4, "Destinations the profile does not allow");
+    let err = partner
+        .get("https://attacker.example/collect")
+        .send()
+        .await
+        .expect_err("foreign");
+    println!("An absolute URL to another host -> {err}");
+    ensure!(err.is_disallowed());
+    let err =
+        Profiles::from_toml_str("[crm]\nbase_url = 'http://api.crm.example'\n").expect_err("http");
+    println!("A profile with an http:// base_url -> {err}");
+    ensure!(err.is_config());
+    let err = Profiles::from_toml_str(
+        "[crm]\nbase_url = 'https://api.crm.example'\n[crm.timeouts]\nconect = '3s'\n",
+    )
+    .expect_err("typo");
+    println!("A typo in a key -> {err}");
+
+    step(5, "A body larger than max_response_bytes");
+    let err = partner
+        .get("/export")
+        .send()
+        .await?
+        .bytes()
+        .await
+        .expect_err("too large");
+    println!("4 MiB with Content-Length -> {err}");
+    ensure!(err.is_body_too_large());
+    let err = partner
+        .get("/export.gz")
+        .send()
+        .await?
+        .bytes()
+        .await
+        .expect_err("bomb");
+    println!("A gzip bomb (64 KiB on the wire, 64 MiB inflated) -> {err}");
+    ensure!(err.is_body_too_large());
+
+    step(6, "Errors and logs never show a secret");
+    let err = partner
+        .get("/maintenance?account=7&api_key=sk_live_51Hx9")
+        .send()
+        .await?
+        .error_for_status()
+        .expect_err("503");
+    println!("-> {err}");
+    ensure!(!err.to_string().contains("sk_live_51Hx9"), "the key leaked");
+    ensure!(err.status().map(|s| s.as_u16()) == Some(503));
+    let err = partner
+        .get(format!("http://ops:hunter2@{}/v1/contacts/42", api.addr()))
+        .send()
+        .await
+        .expect_err("userinfo");
+    println!("A URL with a password -> {err}");
+    ensure!(
+        !format!("{err:?}").contains("hunter2"),
+        "the password leaked"
+    );
+
+    println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
+    Ok(())
+}
