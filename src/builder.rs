@@ -127,9 +127,10 @@ impl ClientBuilder {
     }
 
     /// Time for one attempt, from sending to the end of the body. Profile key:
-    /// `timeouts.attempt`. Default: 30 s. Must not exceed the total.
+    /// `timeouts.attempt`. Default: 30 s, or the total if that is shorter. Must not exceed the
+    /// total.
     pub fn attempt_timeout(mut self, timeout: Duration) -> ClientBuilder {
-        self.settings.timeouts.attempt = timeout;
+        self.settings.timeouts.attempt = Some(timeout);
         self
     }
 

@@ -185,7 +185,7 @@ impl Client {
 
         // 5. transport (and redirects, if the profile follows them)
         let deadline =
-            Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt, call_deadline);
+            Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt(), call_deadline);
         let wire = Wire {
             http: &s.http,
             gate: &s.gate,

@@ -22,6 +22,12 @@ pub(crate) mod duration {
         parse(&text).map_err(serde::de::Error::custom)
     }
 
+    pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        deserialize(d).map(Some)
+    }
+
     /// humantime's syntax, except that a number must touch its unit: `"3 s"` is more likely a
     /// typo than a style, and the error says so.
     pub(crate) fn parse(text: &str) -> Result<Duration, String> {
@@ -57,18 +63,28 @@ pub(crate) struct Timeouts {
     pub(crate) connect: Duration,
     #[serde(with = "duration")]
     pub(crate) read: Duration,
-    #[serde(with = "duration")]
-    pub(crate) attempt: Duration,
+    /// Unset means `min(30s, total)`, so lowering `total` alone is enough.
+    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    pub(crate) attempt: Option<Duration>,
     #[serde(with = "duration")]
     pub(crate) total: Duration,
 }
+
+impl Timeouts {
+    /// The attempt timeout in force: `attempt` if set, else `min(30s, total)`.
+    pub(crate) fn attempt(&self) -> Duration {
+        self.attempt.unwrap_or(DEFAULT_ATTEMPT.min(self.total))
+    }
+}
+
+const DEFAULT_ATTEMPT: Duration = Duration::from_secs(30);
 
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             connect: Duration::from_secs(3),
             read: Duration::from_secs(30),
-            attempt: Duration::from_secs(30),
+            attempt: None,
             total: Duration::from_secs(60),
         }
     }

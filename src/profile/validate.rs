@@ -80,14 +80,14 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
     for (key, value) in [
         ("timeouts.connect", t.connect),
         ("timeouts.read", t.read),
-        ("timeouts.attempt", t.attempt),
+        ("timeouts.attempt", t.attempt()),
         ("timeouts.total", t.total),
     ] {
         if value.is_zero() {
             return err(key, "must be greater than 0".into());
         }
     }
-    if t.attempt > t.total {
+    if t.attempt() > t.total {
         return err(
             "timeouts.attempt",
             format!(
