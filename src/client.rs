@@ -2,10 +2,11 @@
 //!
 //! This file only composes. Each step of an attempt is owned by its module: the origin gate
 //! (`gate`), credentials (`auth`), the wire and its time limits (`transport`, with `redirect` for
-//! hops), and the bounded body (`response`).
+//! hops), the retry decision (`retry`), and the bounded body (`response`).
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, Method};
 use tokio::time::Instant;
@@ -16,11 +17,13 @@ use crate::auth::Credentials;
 use crate::builder::ClientBuilder;
 use crate::error::Result;
 use crate::gate::OriginGate;
+use crate::origins::PerOrigin;
 use crate::profile::{Profile, Settings};
 use crate::redact::Redactor;
 use crate::redirect::{self, Hop, Wire};
 use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::{BodyContext, Response};
+use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryBudget, RetryPolicy};
 use crate::telemetry;
 use crate::transport::{Deadline, Limit};
 
@@ -56,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) credentials: Credentials,
     pub(crate) idempotency_header: HeaderName,
     pub(crate) body: Arc<BodyContext>,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) budgets: PerOrigin<RetryBudget>,
 }
 
 // ===== impl Client =====
@@ -166,26 +171,27 @@ impl Client {
             at: started + total,
             limit: Limit::Total(total),
         };
-        let with_request = |e: crate::Error| {
-            e.with_request(&request.method, s.redactor.url(&request.url).to_string())
-        };
+        let PreparedRequest {
+            method,
+            url,
+            mut headers,
+            body,
+            ..
+        } = request;
 
-        // 1. origin gate
-        s.gate.check(&request.url).map_err(with_request)?;
+        // 1. origin gate (the URL is the same for every attempt)
+        s.gate
+            .check(&url)
+            .map_err(|e| e.with_request(&method, s.redactor.url(&url).to_string()))?;
 
-        // 4. credentials
-        let mut hop = Hop {
-            method: request.method.clone(),
-            url: request.url.clone(),
-            headers: request.headers.clone(),
-            body: request.body.clone(),
-        };
-        s.credentials.apply(&mut hop.url, &mut hop.headers);
-        mark_sensitive(&mut hop.headers, &s.redactor);
-
-        // 5. transport (and redirects, if the profile follows them)
-        let deadline =
-            Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt(), call_deadline);
+        let has_idempotency_key = retry::ensure_idempotency_key(
+            &mut headers,
+            &method,
+            &s.idempotency_header,
+            s.settings.retry.auto_idempotency_key,
+        );
+        let budget = s.budgets.get(&url);
+        budget.deposit();
         let wire = Wire {
             http: &s.http,
             gate: &s.gate,
@@ -193,18 +199,85 @@ impl Client {
             timeouts: &s.settings.timeouts,
             follow: s.settings.follow_redirects,
         };
-        let (response, url) = redirect::send(&wire, hop, deadline)
-            .await
-            .map_err(|e| e.with_attempts(1))?;
-        Ok(Response::new(
-            response,
-            request.method,
-            url,
-            s.body.clone(),
-            deadline,
-            1,
-        ))
+
+        let mut number = 1;
+        loop {
+            // 4. credentials
+            let mut hop = Hop {
+                method: method.clone(),
+                url: url.clone(),
+                headers: headers.clone(),
+                body: body.clone(),
+            };
+            s.credentials.apply(&mut hop.url, &mut hop.headers);
+            mark_sensitive(&mut hop.headers, &s.redactor);
+
+            // 5. transport (and redirects, if the profile follows them)
+            let deadline =
+                Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt(), call_deadline);
+            let result = redirect::send(&wire, hop, deadline).await;
+
+            // 6. classify and 8. decide
+            let outcome = match &result {
+                Ok((response, _)) => Outcome::Response {
+                    status: response.status(),
+                    retry_after: response.headers().get(http::header::RETRY_AFTER),
+                },
+                Err(err) => Outcome::Failed {
+                    kind: err.kind(),
+                    delivery: if err.never_sent() {
+                        Delivery::NeverSent
+                    } else {
+                        Delivery::MaybeReceived
+                    },
+                },
+            };
+            let attempt = Attempt {
+                number,
+                method: &method,
+                has_idempotency_key,
+                outcome,
+                time_left: call_deadline.at.saturating_duration_since(Instant::now()),
+                wall_clock: SystemTime::now(),
+            };
+            let stop = match s.retry.decide(&attempt, &budget, fastrand::f64()) {
+                Decision::Retry { after } => {
+                    telemetry::retry_scheduled(&attempt, after);
+                    drop(result);
+                    tokio::time::sleep(after).await;
+                    number += 1;
+                    continue;
+                }
+                Decision::Stop(stop) => stop,
+            };
+            telemetry::retry_stopped(&attempt, stop);
+            return match result {
+                Ok((response, final_url)) => {
+                    let response = Response::new(
+                        response,
+                        method,
+                        final_url,
+                        s.body.clone(),
+                        deadline,
+                        number,
+                        stop.note(),
+                    );
+                    match stop.server_wait() {
+                        Some(wait) if is_rate_limit_status(response.status()) => {
+                            Err(response.rate_limited(wait))
+                        }
+                        _ => Ok(response),
+                    }
+                }
+                Err(err) => Err(err.with_attempts(number).with_note(stop.note())),
+            };
+        }
     }
+}
+
+/// 429 and 503 with a `Retry-After` the call cannot honour are reported as rate limiting.
+fn is_rate_limit_status(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 503)
 }
 
 /// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's or

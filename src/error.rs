@@ -110,6 +110,10 @@ struct Inner {
     status: Option<StatusCode>,
     retry_after: Option<Duration>,
     attempts: u32,
+    /// Why the call was not retried, when that is not self-evident.
+    note: Option<&'static str>,
+    /// The failure proves the server never received the request.
+    never_sent: bool,
 }
 
 impl Error {
@@ -124,6 +128,8 @@ impl Error {
                 status: None,
                 retry_after: None,
                 attempts: 0,
+                note: None,
+                never_sent: false,
             }),
         }
     }
@@ -162,7 +168,6 @@ impl Error {
         self
     }
 
-    #[allow(dead_code)] // set by the retry and rate-limit steps
     pub(crate) fn with_retry_after(mut self, after: Duration) -> Error {
         self.inner.retry_after = Some(after);
         self
@@ -171,6 +176,22 @@ impl Error {
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Error {
         self.inner.attempts = attempts;
         self
+    }
+
+    pub(crate) fn with_note(mut self, note: Option<&'static str>) -> Error {
+        self.inner.note = note;
+        self
+    }
+
+    pub(crate) fn with_never_sent(mut self) -> Error {
+        self.inner.never_sent = true;
+        self
+    }
+
+    /// Whether the failure proves the server never received the request (connection refused,
+    /// DNS or TLS handshake failure), which makes any request safe to send again.
+    pub(crate) fn never_sent(&self) -> bool {
+        self.inner.never_sent
     }
 
     /// What went wrong, for `match`.
@@ -273,6 +294,9 @@ impl fmt::Display for Error {
         if inner.attempts > 1 {
             write!(f, ", after {} attempts", inner.attempts)?;
         }
+        if let Some(note) = inner.note {
+            write!(f, "; {note}")?;
+        }
         Ok(())
     }
 }
@@ -298,6 +322,9 @@ impl fmt::Debug for Error {
             d.field("retry_after", after);
         }
         d.field("attempts", &inner.attempts);
+        if let Some(note) = inner.note {
+            d.field("note", &note);
+        }
         if let Some(source) = &inner.source {
             d.field("source", source);
         }

@@ -54,11 +54,13 @@ mod builder;
 mod client;
 mod error;
 mod gate;
+mod origins;
 mod profile;
 mod redact;
 mod redirect;
 mod request;
 mod response;
+mod retry;
 mod telemetry;
 mod transport;
 

@@ -36,6 +36,7 @@ pub struct Response {
     ctx: Arc<BodyContext>,
     deadline: Deadline,
     attempts: u32,
+    note: Option<&'static str>,
 }
 
 /// What reading a body needs from the client.
@@ -54,6 +55,7 @@ impl Response {
         ctx: Arc<BodyContext>,
         deadline: Deadline,
         attempts: u32,
+        note: Option<&'static str>,
     ) -> Response {
         Response {
             inner,
@@ -62,6 +64,7 @@ impl Response {
             ctx,
             deadline,
             attempts,
+            note,
         }
     }
 
@@ -94,7 +97,7 @@ impl Response {
     pub fn error_for_status(self) -> Result<Response> {
         let status = self.status();
         if status.is_client_error() || status.is_server_error() {
-            Err(self.error(ErrorKind::Status, None))
+            Err(self.error(ErrorKind::Status, None).with_note(self.note))
         } else {
             Ok(self)
         }
@@ -187,6 +190,14 @@ impl Response {
                 .with_status(status)
                 .with_attempts(attempts)
         })
+    }
+
+    /// The call stops here because the server asked to wait `wait`, longer than the profile or
+    /// the deadline allows.
+    pub(crate) fn rate_limited(self, wait: std::time::Duration) -> Error {
+        self.error(ErrorKind::RateLimited, None)
+            .with_retry_after(wait)
+            .with_note(self.note)
     }
 
     fn error(&self, kind: ErrorKind, detail: Option<String>) -> Error {

@@ -33,3 +33,38 @@ pub(crate) fn record_outcome(span: &Span, outcome: Result<http::StatusCode, &cra
         }
     }
 }
+
+/// A retry is coming: why, and after how long.
+pub(crate) fn retry_scheduled(attempt: &crate::retry::Attempt<'_>, after: std::time::Duration) {
+    tracing::debug!(
+        attempt = attempt.number,
+        outcome = %OutcomeField(&attempt.outcome),
+        backoff_ms = after.as_millis() as u64,
+        "retry scheduled"
+    );
+}
+
+/// The call ends with this attempt; when it ended on a retryable outcome, say why it stopped.
+pub(crate) fn retry_stopped(attempt: &crate::retry::Attempt<'_>, stop: crate::retry::StopReason) {
+    if stop != crate::retry::StopReason::Final {
+        tracing::debug!(
+            attempt = attempt.number,
+            outcome = %OutcomeField(&attempt.outcome),
+            reason = ?stop,
+            "retry refused"
+        );
+    }
+}
+
+struct OutcomeField<'a>(&'a crate::retry::Outcome<'a>);
+
+impl std::fmt::Display for OutcomeField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            crate::retry::Outcome::Response { status, .. } => {
+                write!(f, "status {}", status.as_u16())
+            }
+            crate::retry::Outcome::Failed { kind, .. } => write!(f, "{kind:?}"),
+        }
+    }
+}

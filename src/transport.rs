@@ -201,7 +201,13 @@ pub(crate) fn classify(e: reqwest::Error, timeouts: &Timeouts) -> Error {
             "the connection failed during the exchange".to_owned(),
         )
     };
-    Error::new(kind)
-        .with_detail(detail)
-        .with_source(e.without_url())
+    let err = Error::new(kind).with_detail(detail);
+    // reqwest reports refused connections, DNS and TLS handshake failures (and connect
+    // timeouts) as connect errors: the request itself was never written.
+    let err = if e.is_connect() {
+        err.with_never_sent()
+    } else {
+        err
+    };
+    err.with_source(e.without_url())
 }

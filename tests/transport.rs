@@ -94,6 +94,7 @@ async fn refused_connection_is_a_connect_error() {
     let client = outbound::Client::builder()
         .base_url(format!("http://127.0.0.1:{port}"))
         .allow_insecure_http(true)
+        .max_attempts(1)
         .build()
         .expect("client");
     let err = client.get("/").send().await.expect_err("nothing listens");

@@ -1,0 +1,94 @@
+//! Per-origin state (retry budgets, and later breakers and limiters), bounded in size.
+//!
+//! The origin gate already limits hosts, but not ports, so a caller that (mis)uses many absolute
+//! URLs could otherwise grow this map without bound. Past [`MAX_ORIGINS`], new origins share one
+//! overflow entry: state stays correct in spirit (more conservative) and memory stays flat.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use url::Url;
+
+/// Origins tracked individually per client.
+pub(crate) const MAX_ORIGINS: usize = 256;
+
+/// A map from origin (scheme, host, port) to shared state, created on first use.
+pub(crate) struct PerOrigin<T> {
+    entries: Mutex<HashMap<String, Arc<T>>>,
+    overflow: Arc<T>,
+    make: Box<dyn Fn() -> T + Send + Sync>,
+}
+
+impl<T> PerOrigin<T> {
+    pub(crate) fn new(make: impl Fn() -> T + Send + Sync + 'static) -> PerOrigin<T> {
+        PerOrigin {
+            entries: Mutex::new(HashMap::new()),
+            overflow: Arc::new(make()),
+            make: Box::new(make),
+        }
+    }
+
+    /// The state of `url`'s origin.
+    pub(crate) fn get(&self, url: &Url) -> Arc<T> {
+        let key = url.origin().ascii_serialization();
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = entries.get(&key) {
+            return entry.clone();
+        }
+        if entries.len() >= MAX_ORIGINS {
+            return self.overflow.clone();
+        }
+        let entry = Arc::new((self.make)());
+        entries.insert(key, entry.clone());
+        entry
+    }
+
+    /// How many origins have their own entry.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl<T> fmt::Debug for PerOrigin<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("PerOrigin")
+            .field("origins", &len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn same_origin_shares_state_and_ports_make_new_origins() {
+        let map = PerOrigin::new(|| AtomicUsize::new(0));
+        let a = map.get(&Url::parse("https://a.example/x").expect("url"));
+        a.fetch_add(1, Ordering::SeqCst);
+        let again = map.get(&Url::parse("https://A.example:443/y?q").expect("url"));
+        assert_eq!(again.load(Ordering::SeqCst), 1);
+        let other_port = map.get(&Url::parse("https://a.example:8443/").expect("url"));
+        assert_eq!(other_port.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_number_of_tracked_origins_is_bounded() {
+        let map = PerOrigin::new(|| ());
+        for port in 1..=(MAX_ORIGINS as u16 * 4) {
+            map.get(&Url::parse(&format!("https://a.example:{port}/")).expect("url"));
+        }
+        assert_eq!(map.len(), MAX_ORIGINS);
+    }
+}

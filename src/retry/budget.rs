@@ -1,0 +1,139 @@
+//! A retry budget per origin, so that retries cannot turn an outage into a retry storm.
+//!
+//! Capping attempts per call is not enough: with `max_attempts = 3`, a fleet sends three times
+//! its normal load to an origin that is already down. A budget instead caps retries as a share
+//! of recent traffic, as Finagle's `RetryBudget`, Envoy's retry budgets and the AWS SDKs' retry
+//! quota do: every call deposits `budget_percent`/100 of a token, every retry withdraws one, and
+//! a small reserve (`MIN_RETRIES_PER_SEC` over the window) lets a quiet client still retry. When
+//! an origin is down, the client sends about `1 + budget_percent/100` times its calls, not
+//! `max_attempts` times.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The window over which deposits and withdrawals count.
+const WINDOW: Duration = Duration::from_secs(10);
+const SLOTS: usize = 10;
+/// Retries allowed with no traffic at all: 10 per 10 s window.
+const MIN_RETRIES_PER_SEC: u64 = 1;
+/// Token amounts are in hundredths, so a deposit of `budget_percent` is exact.
+const ONE_RETRY: u64 = 100;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    /// Which `WINDOW / SLOTS` tick this slot holds; stale slots are reset before use.
+    tick: u64,
+    deposited: u64,
+    withdrawn: u64,
+}
+
+/// One origin's budget. Shared by the clones of a client.
+#[derive(Debug)]
+pub(crate) struct RetryBudget {
+    percent: u64,
+    start: Instant,
+    slots: Mutex<[Slot; SLOTS]>,
+}
+
+impl RetryBudget {
+    pub(crate) fn new(budget_percent: u32) -> RetryBudget {
+        RetryBudget {
+            percent: u64::from(budget_percent),
+            start: Instant::now(),
+            slots: Mutex::new([Slot::default(); SLOTS]),
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        let slot = WINDOW.as_nanos() / SLOTS as u128;
+        (self.start.elapsed().as_nanos() / slot) as u64
+    }
+
+    fn with_slots<T>(&self, f: impl FnOnce(&mut [Slot; SLOTS], u64) -> T) -> T {
+        let tick = self.tick();
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = &mut slots[(tick % SLOTS as u64) as usize];
+        if current.tick != tick {
+            *current = Slot {
+                tick,
+                ..Slot::default()
+            };
+        }
+        f(&mut slots, tick)
+    }
+
+    /// Records one call (its first attempt).
+    pub(crate) fn deposit(&self) {
+        let percent = self.percent;
+        self.with_slots(|slots, tick| slots[(tick % SLOTS as u64) as usize].deposited += percent);
+    }
+
+    /// Takes one retry from the budget, or says there is none left.
+    pub(crate) fn try_withdraw(&self) -> bool {
+        self.with_slots(|slots, tick| {
+            let live = slots.iter().filter(|s| s.tick + SLOTS as u64 > tick);
+            let (deposited, withdrawn) =
+                live.fold((0, 0), |(d, w), s| (d + s.deposited, w + s.withdrawn));
+            let reserve = MIN_RETRIES_PER_SEC * WINDOW.as_secs() * ONE_RETRY;
+            if reserve + deposited < withdrawn + ONE_RETRY {
+                return false;
+            }
+            slots[(tick % SLOTS as u64) as usize].withdrawn += ONE_RETRY;
+            true
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(budget: &RetryBudget) -> usize {
+        std::iter::from_fn(|| budget.try_withdraw().then_some(()))
+            .take(10_000)
+            .count()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_client_may_retry_ten_times_per_window() {
+        let budget = RetryBudget::new(20);
+        assert_eq!(drain(&budget), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_add_at_most_the_budget_share_of_calls() {
+        let budget = RetryBudget::new(20);
+        for _ in 0..1_000 {
+            budget.deposit();
+        }
+        assert_eq!(drain(&budget), 10 + 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_percent_leaves_only_the_reserve() {
+        let budget = RetryBudget::new(0);
+        for _ in 0..1_000 {
+            budget.deposit();
+        }
+        assert_eq!(drain(&budget), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_refills_once_the_window_has_passed() {
+        let budget = RetryBudget::new(20);
+        assert_eq!(drain(&budget), 10);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            drain(&budget),
+            0,
+            "withdrawals still count within the window"
+        );
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(drain(&budget), 10);
+    }
+}

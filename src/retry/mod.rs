@@ -1,0 +1,42 @@
+//! Step 8: retries that can never cause harm.
+//!
+//! A call is sent again only if the outcome is retryable (a connect error, a timeout, a reset,
+//! or a status in `retry.retry_on_status`), the request is replay-safe ([`replay`]), attempts are
+//! left, the wait (backoff with full jitter, or the server's `Retry-After` if longer) ends before
+//! the total deadline, and the origin's [`budget`] allows it. Per-call state (the attempt
+//! number, the idempotency key, the deadline) lives in `Client::call`; per-origin state (the
+//! budget) is shared by the clones of a client.
+
+mod backoff;
+mod budget;
+mod policy;
+mod replay;
+mod retry_after;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+pub(crate) use budget::RetryBudget;
+pub(crate) use policy::{Attempt, Decision, Outcome, RetryPolicy, StopReason};
+pub(crate) use replay::Delivery;
+
+/// Makes sure a call that needs an idempotency key has one, the same on every attempt: the
+/// caller's, or (with `retry.auto_idempotency_key`) a new UUID v4 for a non-idempotent method.
+/// Returns whether the request carries a key.
+pub(crate) fn ensure_idempotency_key(
+    headers: &mut HeaderMap,
+    method: &Method,
+    header: &HeaderName,
+    auto: bool,
+) -> bool {
+    if headers.contains_key(header) {
+        return true;
+    }
+    if auto && !replay::is_idempotent(method) {
+        let key = uuid::Uuid::new_v4().hyphenated().to_string();
+        if let Ok(value) = HeaderValue::from_str(&key) {
+            headers.insert(header.clone(), value);
+            return true;
+        }
+    }
+    false
+}
