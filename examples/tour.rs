@@ -6,6 +6,8 @@
 #[path = "../tests/support/server.rs"]
 mod server;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use anyhow::ensure;
 use outbound::{Client, Profiles};
 use server::{Reply, TestServer};
@@ -13,7 +15,20 @@ use server::{Reply, TestServer};
 /// The demo "partner API": a few endpoints that behave well and a few that do not.
 async fn demo_api() -> TestServer {
     let bomb = Reply::gzip_bomb(64 * 1024 * 1024);
+    let flaky = AtomicUsize::new(0);
+    let busy = AtomicUsize::new(0);
     TestServer::start(move |request| match request.path() {
+        // Fails twice, then recovers.
+        "/v1/flaky" if flaky.fetch_add(1, Ordering::SeqCst) < 2 => Reply::status(503),
+        "/v1/flaky" => Reply::json(200, r#"{"status":"recovered"}"#),
+        // Every other charge attempt hits a failover: 503 first, then success.
+        "/v1/charges" if charge_attempt(request) % 2 == 0 => Reply::status(503),
+        "/v1/charges" => Reply::json(201, r#"{"charge":"ch_1"}"#),
+        // Asks the client to slow down once.
+        "/v1/busy" if busy.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::status(429).header("retry-after", "1")
+        }
+        "/v1/busy" => Reply::json(200, r#"{"ok":true}"#),
         "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),
         "/v1/reports/slow" => Reply::Stall,
         "/v1/export" => Reply::ok(vec![b'x'; 4 * 1024 * 1024]),
@@ -22,6 +37,15 @@ async fn demo_api() -> TestServer {
         _ => Reply::status(404),
     })
     .await
+}
+
+/// Attempts at /v1/charges so far, this one included, counted per idempotency key (or none).
+fn charge_attempt(request: &server::Recorded) -> usize {
+    static SEEN: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
+    let key = request.header("idempotency-key").map(str::to_owned);
+    let mut seen = SEEN.lock().expect("lock");
+    seen.push(key.clone());
+    seen.iter().filter(|k| **k == key).count() - 1
 }
 
 fn step(n: u32, title: &str) {
@@ -134,6 +158,57 @@ async fn main() -> anyhow::Result<()> {
         !format!("{err:?}").contains("hunter2"),
         "the password leaked"
     );
+
+    step(7, "Retries that cannot cause harm");
+    let response = partner.get("/flaky").send().await?;
+    println!(
+        "GET /flaky -> {} after {} attempts (two 503s, retried with jittered backoff)",
+        response.status(),
+        response.attempts()
+    );
+    ensure!(response.status() == 200 && response.attempts() == 3);
+    let response = partner
+        .post("/charges")
+        .json(&serde_json::json!({"amount": 1000}))
+        .send()
+        .await?;
+    println!(
+        "POST /charges without an idempotency key -> {} after {} attempt: a POST that may have \
+         charged a card is never sent twice",
+        response.status(),
+        response.attempts()
+    );
+    ensure!(response.status() == 503 && response.attempts() == 1);
+    let response = partner
+        .post("/charges")
+        .json(&serde_json::json!({"amount": 1000}))
+        .idempotency_key("order-8812")
+        .send()
+        .await?;
+    let keys: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/v1/charges")
+        .filter_map(|r| r.header("idempotency-key").map(str::to_owned))
+        .collect();
+    println!(
+        "POST /charges with Idempotency-Key -> {} after {} attempts; keys the server saw: {keys:?}",
+        response.status(),
+        response.attempts()
+    );
+    ensure!(response.status() == 201 && keys == ["order-8812", "order-8812"]);
+    let started = tokio::time::Instant::now();
+    let response = partner
+        .get("/busy")
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await?;
+    println!(
+        "GET /busy answered 429 with Retry-After: 1 -> {} after waiting {:?}",
+        response.status(),
+        started.elapsed()
+    );
+    ensure!(response.status() == 200 && started.elapsed() >= std::time::Duration::from_millis(900));
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
     Ok(())

@@ -238,7 +238,7 @@ impl Client {
                 has_idempotency_key,
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(Instant::now()),
-                wall_clock: SystemTime::now(),
+                wall_clock: SystemTime::now,
             };
             let stop = match s.retry.decide(&attempt, &budget, fastrand::f64()) {
                 Decision::Retry { after } => {

@@ -54,6 +54,8 @@ mod builder;
 mod client;
 mod error;
 mod gate;
+#[doc(hidden)]
+pub mod internals;
 mod origins;
 mod profile;
 mod redact;

@@ -15,9 +15,11 @@ mod retry_after;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
+pub(crate) use backoff::Backoff;
 pub(crate) use budget::RetryBudget;
 pub(crate) use policy::{Attempt, Decision, Outcome, RetryPolicy, StopReason};
 pub(crate) use replay::Delivery;
+pub(crate) use retry_after::parse as parse_retry_after;
 
 /// Makes sure a call that needs an idempotency key has one, the same on every attempt: the
 /// caller's, or (with `retry.auto_idempotency_key`) a new UUID v4 for a non-idempotent method.

@@ -33,8 +33,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) outcome: Outcome<'a>,
     /// Until the call's total deadline.
     pub(crate) time_left: Duration,
-    /// For `Retry-After` dates.
-    pub(crate) wall_clock: SystemTime,
+    /// Read only when a `Retry-After` date needs it: the clock costs more than the decision.
+    pub(crate) wall_clock: fn() -> SystemTime,
 }
 
 /// What to do next.
@@ -163,7 +163,7 @@ impl RetryPolicy {
             Outcome::Response {
                 retry_after: Some(value),
                 ..
-            } => retry_after::parse(value.as_bytes(), attempt.wall_clock),
+            } => retry_after::parse(value.as_bytes(), (attempt.wall_clock)()),
             _ => None,
         };
         if let Some(wait) = asked
@@ -201,7 +201,7 @@ mod tests {
             has_idempotency_key: key,
             outcome,
             time_left: Duration::from_secs(60),
-            wall_clock: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            wall_clock: SystemTime::now,
         }
     }
 

@@ -1,0 +1,66 @@
+//! The cost of the retry machinery on the hot path: one decision and one backoff computation.
+//!
+//! `cargo bench --bench retry`
+
+#[path = "support.rs"]
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use outbound::internals::{RetryDecider, backoff_delay, retry_after};
+use outbound::{HeaderValue, Method, StatusCode};
+use support::bench;
+
+fn main() {
+    let decider = RetryDecider::default();
+    for _ in 0..1_000_000 {
+        decider.deposit();
+    }
+    bench("decision: 200 OK (no retry)", || {
+        decider.decide(&Method::GET, StatusCode::OK, None, 1, false)
+    });
+    bench("decision: 503 on GET (retry, budget withdraw)", || {
+        decider.decide(
+            &Method::GET,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            1,
+            false,
+        )
+    });
+    bench("decision: 503 on keyless POST (refused)", || {
+        decider.decide(
+            &Method::POST,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            1,
+            false,
+        )
+    });
+    let value = HeaderValue::from_static("3");
+    bench("decision: 429 with Retry-After: 3", || {
+        decider.decide(
+            &Method::GET,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&value),
+            1,
+            false,
+        )
+    });
+    bench("backoff delay (attempt 3)", || {
+        backoff_delay(
+            3,
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+            2.0,
+            fastrand::f64(),
+        )
+    });
+    let now = SystemTime::now();
+    bench("Retry-After parse: delay-seconds", || {
+        retry_after(b"120", now)
+    });
+    bench("Retry-After parse: HTTP-date", || {
+        retry_after(b"Sun, 06 Nov 1994 08:49:37 GMT", now)
+    });
+}
