@@ -22,7 +22,7 @@ async fn demo_api() -> TestServer {
         "/v1/flaky" if flaky.fetch_add(1, Ordering::SeqCst) < 2 => Reply::status(503),
         "/v1/flaky" => Reply::json(200, r#"{"status":"recovered"}"#),
         // Every other charge attempt hits a failover: 503 first, then success.
-        "/v1/charges" if charge_attempt(request) % 2 == 0 => Reply::status(503),
+        "/v1/charges" if charge_attempt(request).is_multiple_of(2) => Reply::status(503),
         "/v1/charges" => Reply::json(201, r#"{"charge":"ch_1"}"#),
         // Asks the client to slow down once.
         "/v1/busy" if busy.fetch_add(1, Ordering::SeqCst) == 0 => {
