@@ -7,7 +7,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -16,9 +16,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::profile::sections::Timeouts;
 use crate::redact::{RedactedUrl, Redactor};
 use crate::transport::{self, Deadline};
-
-/// The first allocation for a body, whatever `Content-Length` claims.
-const INITIAL_CAPACITY_CAP: u64 = 64 * 1024;
 
 /// An HTTP response. Its body is read at most once, by [`bytes`](Response::bytes),
 /// [`text`](Response::text) or [`json`](Response::json).
@@ -111,42 +108,14 @@ impl Response {
     /// [`Error::is_timeout`] when the attempt deadline or the read timeout passes;
     /// `ErrorKind::Body` when the connection fails mid-body.
     pub async fn bytes(mut self) -> Result<Bytes> {
-        let max = self.ctx.max_bytes;
-        if let Some(len) = self.inner.content_length()
-            && len > max
+        let limit = transport::BodyLimit {
+            max: self.ctx.max_bytes,
+            key: "max_response_bytes",
+        };
+        match transport::read_body(&mut self.inner, limit, self.deadline, &self.ctx.timeouts).await
         {
-            return Err(self.error(
-                ErrorKind::BodyTooLarge,
-                Some(format!(
-                    "Content-Length of {len} bytes exceeds max_response_bytes ({max})"
-                )),
-            ));
-        }
-        let capacity = self
-            .inner
-            .content_length()
-            .unwrap_or(0)
-            .min(INITIAL_CAPACITY_CAP);
-        let mut body = BytesMut::with_capacity(capacity as usize);
-        loop {
-            let chunk = match self.deadline.run(self.inner.chunk()).await {
-                Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => return Ok(body.freeze()),
-                Ok(Err(e)) => {
-                    let err = transport::classify(e, &self.ctx.timeouts);
-                    return Err(self.with_context(err));
-                }
-                Err(elapsed) => return Err(self.with_context(elapsed)),
-            };
-            if body.len() as u64 + chunk.len() as u64 > max {
-                return Err(self.error(
-                    ErrorKind::BodyTooLarge,
-                    Some(format!(
-                        "body exceeds max_response_bytes ({max}) after decompression"
-                    )),
-                ));
-            }
-            body.extend_from_slice(&chunk);
+            Ok(body) => Ok(body),
+            Err(err) => Err(self.with_context(err)),
         }
     }
 

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
@@ -210,4 +212,51 @@ pub(crate) fn classify(e: reqwest::Error, timeouts: &Timeouts) -> Error {
         err
     };
     err.with_source(e.without_url())
+}
+
+/// The first allocation for a body, whatever `Content-Length` claims.
+const INITIAL_CAPACITY_CAP: u64 = 64 * 1024;
+
+/// A cap on a body and the setting it comes from, for the error message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyLimit {
+    pub(crate) max: u64,
+    pub(crate) key: &'static str,
+}
+
+/// Reads a whole body within `limit` (counted after decompression) and `deadline`. Refuses at
+/// once when `Content-Length` already exceeds the limit.
+pub(crate) async fn read_body(
+    response: &mut reqwest::Response,
+    limit: BodyLimit,
+    deadline: Deadline,
+    timeouts: &Timeouts,
+) -> Result<Bytes, Error> {
+    let BodyLimit { max, key } = limit;
+    let too_large = |detail: String| Error::new(ErrorKind::BodyTooLarge).with_detail(detail);
+    if let Some(len) = response.content_length()
+        && len > max
+    {
+        return Err(too_large(format!(
+            "Content-Length of {len} bytes exceeds {key} ({max})"
+        )));
+    }
+    let capacity = response
+        .content_length()
+        .unwrap_or(0)
+        .min(INITIAL_CAPACITY_CAP);
+    let mut body = BytesMut::with_capacity(capacity as usize);
+    loop {
+        let chunk = match deadline.run(response.chunk()).await? {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => return Err(classify(e, timeouts)),
+        };
+        if body.len() as u64 + chunk.len() as u64 > max {
+            return Err(too_large(format!(
+                "body exceeds {key} ({max}) after decompression"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
 }
