@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::Credentials;
+use crate::auth::{self, Credentials};
 use crate::builder::ClientBuilder;
 use crate::error::Result;
 use crate::gate::OriginGate;
@@ -200,7 +200,11 @@ impl Client {
             follow: s.settings.follow_redirects,
         };
 
-        let mut number = 1;
+        let shown_url = || s.redactor.url(&url).to_string();
+        // `number` counts attempts for the retry policy; `sent` counts requests on the wire,
+        // which is what `attempts()` reports (it includes a resend after a 401).
+        let (mut number, mut sent) = (1, 0);
+        let mut resent_after_unauthorized = false;
         loop {
             // 4. credentials
             let mut hop = Hop {
@@ -209,13 +213,33 @@ impl Client {
                 headers: headers.clone(),
                 body: body.clone(),
             };
-            s.credentials.apply(&mut hop.url, &mut hop.headers);
+            let token = call_deadline
+                .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
+                .await
+                .and_then(|applied| applied)
+                .map_err(|e| e.with_request(&method, shown_url()).with_attempts(sent))?;
             mark_sensitive(&mut hop.headers, &s.redactor);
 
             // 5. transport (and redirects, if the profile follows them)
             let deadline =
                 Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt(), call_deadline);
+            sent += 1;
             let result = redirect::send(&wire, hop, deadline).await;
+
+            // A 401 to a cached token: the server refused before acting, so one resend with a
+            // fresh token is safe whatever the method. A second 401 is final.
+            if let (Ok((response, _)), Some(token)) = (&result, &token)
+                && response.status() == http::StatusCode::UNAUTHORIZED
+            {
+                if resent_after_unauthorized {
+                    return Err(auth::refused_fresh_token()
+                        .with_request(&method, shown_url())
+                        .with_attempts(sent));
+                }
+                s.credentials.invalidate(token);
+                resent_after_unauthorized = true;
+                continue;
+            }
 
             // 6. classify and 8. decide
             let outcome = match &result {
@@ -259,7 +283,7 @@ impl Client {
                         final_url,
                         s.body.clone(),
                         deadline,
-                        number,
+                        sent,
                         stop.note(),
                     );
                     match stop.server_wait() {
@@ -269,7 +293,7 @@ impl Client {
                         _ => Ok(response),
                     }
                 }
-                Err(err) => Err(err.with_attempts(number).with_note(stop.note())),
+                Err(err) => Err(err.with_attempts(sent).with_note(stop.note())),
             };
         }
     }

@@ -69,7 +69,7 @@ mod transport;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
-pub use profile::sections::{Proxy, TlsVersion};
+pub use profile::sections::{AuthMethod, Proxy, TlsVersion};
 pub use profile::{Profile, Profiles};
 pub use redact::RedactedUrl;
 pub use request::RequestBuilder;

@@ -2,7 +2,11 @@
 //! (or query parameter) is built for one request; the header is marked sensitive so that no
 //! `Debug` of it, ours or a dependency's, shows the value.
 
+mod cache;
+mod token_endpoint;
+
 use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +14,10 @@ use url::Url;
 
 use crate::error::Error;
 use crate::profile::ConfigError;
-use crate::profile::sections::Auth;
+use crate::profile::sections::{Auth, Timeouts};
+
+pub(crate) use cache::{Token, TokenCache};
+use token_endpoint::TokenEndpoint;
 
 const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 
@@ -28,6 +35,8 @@ pub(crate) enum Credentials {
         param: String,
         secret: SecretString,
     },
+    /// OAuth 2.0 client credentials: a cached bearer token.
+    OAuth(Arc<TokenCache>),
 }
 
 impl fmt::Debug for Credentials {
@@ -43,22 +52,53 @@ impl fmt::Debug for Credentials {
                 .debug_struct("Query")
                 .field("param", param)
                 .finish_non_exhaustive(),
+            Credentials::OAuth(cache) => f.debug_tuple("OAuth").field(cache).finish(),
         }
     }
 }
 
 impl Credentials {
-    /// Reads the secrets the profile's `[auth]` section points to.
-    pub(crate) fn resolve(profile: &str, auth: Option<&Auth>) -> Result<Credentials, Error> {
+    /// Reads the secrets the profile's `[auth]` section points to. Token requests go over `http`
+    /// with the profile's `timeouts`.
+    pub(crate) fn resolve(
+        profile: &str,
+        auth: Option<&Auth>,
+        http: &reqwest::Client,
+        timeouts: &Timeouts,
+    ) -> Result<Credentials, Error> {
         let config =
             |key: &str, problem: String| Error::config(ConfigError::new(profile, key, problem));
         let credentials = match auth {
             None => Credentials::None,
-            Some(Auth::Oauth2ClientCredentials { .. }) => {
-                return Err(config(
-                    "auth.type",
-                    "oauth2_client_credentials is not supported by this version".into(),
-                ));
+            Some(Auth::Oauth2ClientCredentials {
+                token_url,
+                client_id,
+                client_secret,
+                scopes,
+                auth_method,
+                audience,
+                extra_params,
+                refresh_before_expiry,
+                default_token_lifetime,
+            }) => {
+                let endpoint = TokenEndpoint {
+                    http: http.clone(),
+                    url: token_url.clone(),
+                    client_id: client_id.clone(),
+                    client_secret: client_secret
+                        .resolve()
+                        .map_err(|p| config("auth.client_secret", p))?,
+                    method: *auth_method,
+                    scopes: scopes.clone(),
+                    audience: audience.clone(),
+                    extra_params: extra_params.clone(),
+                    timeouts: timeouts.clone(),
+                };
+                Credentials::OAuth(Arc::new(TokenCache::new(
+                    endpoint,
+                    *refresh_before_expiry,
+                    *default_token_lifetime,
+                )))
             }
             Some(Auth::ApiKey {
                 key,
@@ -105,6 +145,15 @@ impl Credentials {
         Ok(credentials)
     }
 
+    /// The header that carries a static secret, so the redactor always masks it and redirects
+    /// never carry it to another origin, whatever its name.
+    pub(crate) fn header_name(&self) -> Option<&HeaderName> {
+        match self {
+            Credentials::Header { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
     /// The query parameter that carries the key, so the redactor always masks it.
     pub(crate) fn query_param(&self) -> Option<&str> {
         match self {
@@ -127,8 +176,17 @@ impl Credentials {
         Some(value)
     }
 
-    /// Adds the credentials to one outgoing request.
-    pub(crate) fn apply(&self, url: &mut Url, headers: &mut HeaderMap) {
+    /// Adds the credentials to one outgoing request. Returns the OAuth token used, if any, so
+    /// that a 401 can invalidate exactly that token.
+    ///
+    /// # Errors
+    ///
+    /// `is_auth()` when no token can be obtained.
+    pub(crate) async fn apply(
+        &self,
+        url: &mut Url,
+        headers: &mut HeaderMap,
+    ) -> Result<Option<Arc<Token>>, Error> {
         match self {
             Credentials::None => {}
             Credentials::Header { name, .. } => {
@@ -140,6 +198,34 @@ impl Credentials {
                 url.query_pairs_mut()
                     .append_pair(param, secret.expose_secret());
             }
+            Credentials::OAuth(cache) => {
+                let token = cache.token().await?;
+                let mut value =
+                    HeaderValue::try_from(format!("Bearer {}", token.secret.expose_secret()))
+                        .map_err(|_| {
+                            Error::new(crate::ErrorKind::Auth).with_detail(
+                                "the access token contains characters a header cannot carry",
+                            )
+                        })?;
+                value.set_sensitive(true);
+                headers.insert(http::header::AUTHORIZATION, value);
+                return Ok(Some(token));
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a 401: forget `token` (if still current) so the next call fetches a new one.
+    pub(crate) fn invalidate(&self, token: &Token) {
+        if let Credentials::OAuth(cache) = self {
+            cache.invalidate(token);
         }
     }
+}
+
+/// The API answered 401 to a token fetched after its first 401.
+pub(crate) fn refused_fresh_token() -> Error {
+    Error::new(crate::ErrorKind::Auth)
+        .with_detail("the API refused a freshly issued access token")
+        .with_status(http::StatusCode::UNAUTHORIZED)
 }

@@ -160,10 +160,10 @@ pub(crate) struct RateLimit {
     pub(crate) burst: Option<u32>,
 }
 
-/// `auth.auth_method` of the OAuth client-credentials kind (RFC 6749 §2.3.1).
+/// How the client authenticates to the token endpoint (`auth.auth_method`, RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum AuthMethod {
+pub enum AuthMethod {
     /// HTTP Basic with the form-urlencoded id and secret.
     #[default]
     ClientSecretBasic,

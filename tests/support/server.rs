@@ -58,6 +58,8 @@ pub enum Reply {
         body: Vec<u8>,
         /// Pause between body bytes, if trickling.
         trickle: Option<Duration>,
+        /// Pause before answering.
+        delay: Option<Duration>,
     },
     /// Reset the connection (RST) without answering.
     Reset,
@@ -76,6 +78,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             trickle: None,
+            delay: None,
         }
     }
 
@@ -119,6 +122,14 @@ impl Reply {
     pub fn body(mut self, new: impl Into<Vec<u8>>) -> Reply {
         if let Reply::Respond { body, .. } = &mut self {
             *body = new.into();
+        }
+        self
+    }
+
+    /// Waits `pause` before answering.
+    pub fn delay(mut self, pause: Duration) -> Reply {
+        if let Reply::Respond { delay, .. } = &mut self {
+            *delay = Some(pause);
         }
         self
     }
@@ -266,7 +277,11 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
                 headers,
                 body,
                 trickle,
+                delay,
             } => {
+                if let Some(pause) = delay {
+                    tokio::time::sleep(pause).await;
+                }
                 let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
                 let mut has_length = false;
                 for (name, value) in &headers {

@@ -1,0 +1,213 @@
+//! The token cache of one client: shared by its clones, refreshed ahead of expiry, single-flight.
+//!
+//! - A cache hit is a read lock and a clock read.
+//! - Past the refresh point (`refresh_before_expiry` ahead of expiry, at most half the lifetime),
+//!   the first caller starts one background refresh and every caller keeps using the still-valid
+//!   token. A failed refresh keeps the old token and is retried with backoff.
+//! - With no valid token, callers queue on one lock, like `OnceCell::get_or_try_init`: the first
+//!   fetches, the rest re-check the cache when their turn comes. A failure is shared with every
+//!   caller that was already waiting, and repeated to new callers during a short backoff, so a
+//!   token endpoint that is down costs one request per backoff, not one per call.
+//! - All times are on the monotonic clock (`tokio::time::Instant`), so a wall-clock jump cannot
+//!   make an expired token look fresh.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::token_endpoint::{TokenEndpoint, TokenFailure};
+use crate::error::Error;
+
+const FAILURE_BACKOFF_MIN: Duration = Duration::from_millis(500);
+const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A cached access token.
+pub(crate) struct Token {
+    pub(crate) secret: SecretString,
+    refresh_at: Instant,
+    expires_at: Instant,
+    generation: u64,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("generation", &self.generation)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state guarded by the single-flight lock.
+#[derive(Default)]
+struct Flight {
+    failure: Option<Failure>,
+}
+
+struct Failure {
+    failure: TokenFailure,
+    at: Instant,
+    not_before: Instant,
+    consecutive: u32,
+}
+
+pub(crate) struct TokenCache {
+    endpoint: TokenEndpoint,
+    refresh_before_expiry: Duration,
+    default_lifetime: Duration,
+    current: RwLock<Option<Arc<Token>>>,
+    flight: Arc<Mutex<Flight>>,
+    generation: AtomicU64,
+}
+
+impl fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("token_url", &self.endpoint.shown_url())
+            .field("cached", &self.cached().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub(crate) fn new(
+        endpoint: TokenEndpoint,
+        refresh_before_expiry: Duration,
+        default_lifetime: Duration,
+    ) -> TokenCache {
+        TokenCache {
+            endpoint,
+            refresh_before_expiry,
+            default_lifetime,
+            current: RwLock::new(None),
+            flight: Arc::new(Mutex::new(Flight::default())),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    fn cached(&self) -> Option<Arc<Token>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A valid token: from the cache, or fetched (once, however many callers wait).
+    ///
+    /// # Cancellation
+    ///
+    /// Dropping the future while it fetches cancels that fetch; the next waiting caller tries.
+    pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, Error> {
+        let now = Instant::now();
+        if let Some(token) = self.cached() {
+            if now < token.refresh_at {
+                return Ok(token);
+            }
+            if now < token.expires_at {
+                self.refresh_ahead();
+                return Ok(token);
+            }
+        }
+        self.fetch_or_wait(now).await
+    }
+
+    /// Drops `stale` if it is still the cached token, so that a burst of 401s for one token
+    /// causes one refresh, and a token fetched meanwhile is kept.
+    pub(crate) fn invalidate(&self, stale: &Token) {
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current
+            .as_ref()
+            .is_some_and(|t| t.generation == stale.generation)
+        {
+            *current = None;
+        }
+    }
+
+    /// Starts one background refresh unless one is running or backing off after a failure.
+    fn refresh_ahead(self: &Arc<Self>) {
+        let Ok(mut flight) = self.flight.clone().try_lock_owned() else {
+            return;
+        };
+        if flight
+            .failure
+            .as_ref()
+            .is_some_and(|f| Instant::now() < f.not_before)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.clone();
+        runtime.spawn(async move {
+            // The old token stays in use whatever happens here.
+            let _ = cache.refresh(&mut flight).await;
+        });
+    }
+
+    async fn fetch_or_wait(&self, started: Instant) -> Result<Arc<Token>, Error> {
+        let mut flight = self.flight.lock().await;
+        if let Some(token) = self.cached()
+            && Instant::now() < token.expires_at
+        {
+            return Ok(token);
+        }
+        if let Some(failure) = &flight.failure
+            && (failure.at >= started || Instant::now() < failure.not_before)
+        {
+            return Err(failure.failure.to_error());
+        }
+        self.refresh(&mut flight).await
+    }
+
+    /// Fetches a token and caches it, or records the failure. Called with the flight lock held.
+    async fn refresh(&self, flight: &mut Flight) -> Result<Arc<Token>, Error> {
+        let sent = Instant::now();
+        match self.endpoint.fetch().await {
+            Ok(issued) => {
+                let lifetime = issued.lifetime.unwrap_or(self.default_lifetime);
+                let margin = self.refresh_before_expiry.min(lifetime / 2);
+                let token = Arc::new(Token {
+                    secret: issued.access_token,
+                    refresh_at: sent + (lifetime - margin),
+                    expires_at: sent + lifetime,
+                    generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                });
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
+                flight.failure = None;
+                tracing::debug!(
+                    token_url = %self.endpoint.shown_url(),
+                    lifetime_s = lifetime.as_secs(),
+                    "access token fetched"
+                );
+                Ok(token)
+            }
+            Err(failure) => {
+                let consecutive = flight.failure.as_ref().map_or(0, |f| f.consecutive) + 1;
+                let backoff = FAILURE_BACKOFF_MIN
+                    .saturating_mul(1 << consecutive.min(16).saturating_sub(1))
+                    .min(FAILURE_BACKOFF_MAX);
+                tracing::warn!(
+                    token_url = %self.endpoint.shown_url(),
+                    cause = %failure.cause,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "access token request failed"
+                );
+                let err = failure.to_error();
+                let now = Instant::now();
+                flight.failure = Some(Failure {
+                    failure,
+                    at: now,
+                    not_before: now + backoff,
+                    consecutive,
+                });
+                Err(err)
+            }
+        }
+    }
+}
