@@ -17,7 +17,17 @@ async fn demo_api() -> TestServer {
     let bomb = Reply::gzip_bomb(64 * 1024 * 1024);
     let flaky = AtomicUsize::new(0);
     let busy = AtomicUsize::new(0);
+    let tokens = Tokens::default();
     TestServer::start(move |request| match request.path() {
+        "/oauth/token" => tokens.issue(),
+        "/v1/me" if tokens.is_valid(request.header("authorization")) => {
+            Reply::json(200, r#"{"client":"orders-service"}"#)
+        }
+        "/v1/me" => Reply::status(401).header("www-authenticate", r#"Bearer error="invalid_token""#),
+        "/v1/admin/revoke" => {
+            tokens.revoke_latest();
+            Reply::status(204)
+        }
         // Fails twice, then recovers.
         "/v1/flaky" if flaky.fetch_add(1, Ordering::SeqCst) < 2 => Reply::status(503),
         "/v1/flaky" => Reply::json(200, r#"{"status":"recovered"}"#),
@@ -37,6 +47,36 @@ async fn demo_api() -> TestServer {
         _ => Reply::status(404),
     })
     .await
+}
+
+/// The demo's token endpoint: tokens live 2 s; the latest one can be revoked.
+#[derive(Default)]
+struct Tokens {
+    issued: AtomicUsize,
+    revoked: std::sync::Mutex<Vec<String>>,
+}
+
+impl Tokens {
+    fn issue(&self) -> Reply {
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::json(
+            200,
+            &format!(r#"{{"access_token":"demo-token-{n}","token_type":"Bearer","expires_in":2}}"#),
+        )
+        .delay(std::time::Duration::from_millis(100))
+    }
+
+    fn is_valid(&self, authorization: Option<&str>) -> bool {
+        let revoked = self.revoked.lock().expect("lock");
+        authorization
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .is_some_and(|token| token.starts_with("demo-token-") && !revoked.iter().any(|r| r == token))
+    }
+
+    fn revoke_latest(&self) {
+        let n = self.issued.load(Ordering::SeqCst);
+        self.revoked.lock().expect("lock").push(format!("demo-token-{n}"));
+    }
 }
 
 /// Attempts at /v1/charges so far, this one included, counted per idempotency key (or none).
@@ -209,6 +249,49 @@ async fn main() -> anyhow::Result<()> {
         started.elapsed()
     );
     ensure!(response.status() == 200 && started.elapsed() >= std::time::Duration::from_millis(900));
+
+    step(8, "OAuth tokens: cached, refreshed ahead, single flight");
+    let crm = Client::builder()
+        .base_url(format!("{}/v1", api.origin()))
+        .allow_insecure_http(true)
+        .oauth2_client_credentials(
+            api.url("/oauth/token"),
+            "orders-service",
+            outbound::SecretString::from("demo-client-secret"),
+        )
+        .build()?;
+    let token_requests = || api.requests().iter().filter(|r| r.path() == "/oauth/token").count();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let crm = crm.clone();
+        calls.spawn(async move { crm.get("/me").send().await.map(|r| r.status()) });
+    }
+    while let Some(status) = calls.join_next().await {
+        ensure!(status?? == 200);
+    }
+    println!("20 concurrent first calls -> 200 each, with {} token request", token_requests());
+    ensure!(token_requests() == 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    crm.get("/me").send().await?.error_for_status()?;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    println!(
+        "Past the refresh point (half of the 2 s lifetime) -> the call used the valid token while \
+         one background refresh ran: {} token requests in all",
+        token_requests()
+    );
+    ensure!(token_requests() == 2);
+    partner.post(format!("{}/v1/admin/revoke", api.origin())).send().await?;
+    let response = crm.get("/me").send().await?;
+    println!(
+        "The partner revoked the token -> 401, one refresh, one resend: {} after {} attempts, \
+         {} token requests in all",
+        response.status(),
+        response.attempts(),
+        token_requests()
+    );
+    ensure!(response.status() == 200 && response.attempts() == 2 && token_requests() == 3);
+    println!("Debug of the client shows no secret: {crm:?}");
+    ensure!(!format!("{crm:?}").contains("demo-token") && !format!("{crm:?}").contains("demo-client-secret"));
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
     Ok(())

@@ -81,3 +81,56 @@ impl RetryDecider {
         }
     }
 }
+
+/// A client's OAuth token cache on its own, for measuring cache hits and single flight.
+#[derive(Debug)]
+pub struct TokenCacheProbe {
+    cache: std::sync::Arc<crate::auth::TokenCache>,
+}
+
+impl TokenCacheProbe {
+    /// A cache fetching from `token_url` (plain http allowed), with default timeouts.
+    ///
+    /// # Errors
+    ///
+    /// A config error if `token_url` is not a URL or the transport cannot be built.
+    pub fn new(token_url: &str) -> crate::Result<TokenCacheProbe> {
+        let url = url::Url::parse(token_url)
+            .map_err(|_| crate::Error::builder("token_url is not a URL"))?;
+        let settings = crate::profile::Settings {
+            base_url: Some(url.clone()),
+            allow_insecure_http: true,
+            auth: Some(crate::profile::sections::Auth::Oauth2ClientCredentials {
+                token_url: url,
+                client_id: "probe".into(),
+                client_secret: crate::profile::SecretSource::Value("probe-secret".into()),
+                scopes: Vec::new(),
+                auth_method: crate::AuthMethod::ClientSecretBasic,
+                audience: None,
+                extra_params: Default::default(),
+                refresh_before_expiry: Duration::from_secs(60),
+                default_token_lifetime: Duration::from_secs(300),
+            }),
+            ..Default::default()
+        };
+        let http = crate::transport::build("probe", &settings)?;
+        match crate::auth::Credentials::resolve(
+            "probe",
+            settings.auth.as_ref(),
+            &http,
+            &settings.timeouts,
+        )? {
+            crate::auth::Credentials::OAuth(cache) => Ok(TokenCacheProbe { cache }),
+            _ => Err(crate::Error::builder("not an OAuth profile")),
+        }
+    }
+
+    /// Gets a valid token, as every call does before it is sent.
+    ///
+    /// # Errors
+    ///
+    /// `is_auth()` when no token can be obtained.
+    pub async fn token(&self) -> crate::Result<()> {
+        self.cache.token().await.map(drop)
+    }
+}
