@@ -23,8 +23,11 @@ fn main() {
         let counter = issued.clone();
         let tokens = TestServer::start(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
-            Reply::json(200, r#"{"access_token":"t","token_type":"bearer","expires_in":2}"#)
-                .delay(Duration::from_millis(50))
+            Reply::json(
+                200,
+                r#"{"access_token":"t","token_type":"bearer","expires_in":2}"#,
+            )
+            .delay(Duration::from_millis(50))
         })
         .await;
         let probe = Arc::new(TokenCacheProbe::new(&tokens.url("/token")).expect("probe"));
@@ -41,7 +44,11 @@ fn main() {
             samples.push(started.elapsed().as_nanos() as f64 / f64::from(iterations));
         }
         samples.sort_by(f64::total_cmp);
-        println!("{:<48} {:>10.1} ns/op", "token cache hit", samples[samples.len() / 2]);
+        println!(
+            "{:<48} {:>10.1} ns/op",
+            "token cache hit",
+            samples[samples.len() / 2]
+        );
 
         // Let the token expire, then 10 000 calls at once.
         tokio::time::sleep(Duration::from_millis(2100)).await;

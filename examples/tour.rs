@@ -23,7 +23,9 @@ async fn demo_api() -> TestServer {
         "/v1/me" if tokens.is_valid(request.header("authorization")) => {
             Reply::json(200, r#"{"client":"orders-service"}"#)
         }
-        "/v1/me" => Reply::status(401).header("www-authenticate", r#"Bearer error="invalid_token""#),
+        "/v1/me" => {
+            Reply::status(401).header("www-authenticate", r#"Bearer error="invalid_token""#)
+        }
         "/v1/admin/revoke" => {
             tokens.revoke_latest();
             Reply::status(204)
@@ -70,12 +72,17 @@ impl Tokens {
         let revoked = self.revoked.lock().expect("lock");
         authorization
             .and_then(|value| value.strip_prefix("Bearer "))
-            .is_some_and(|token| token.starts_with("demo-token-") && !revoked.iter().any(|r| r == token))
+            .is_some_and(|token| {
+                token.starts_with("demo-token-") && !revoked.iter().any(|r| r == token)
+            })
     }
 
     fn revoke_latest(&self) {
         let n = self.issued.load(Ordering::SeqCst);
-        self.revoked.lock().expect("lock").push(format!("demo-token-{n}"));
+        self.revoked
+            .lock()
+            .expect("lock")
+            .push(format!("demo-token-{n}"));
     }
 }
 
@@ -260,7 +267,12 @@ async fn main() -> anyhow::Result<()> {
             outbound::SecretString::from("demo-client-secret"),
         )
         .build()?;
-    let token_requests = || api.requests().iter().filter(|r| r.path() == "/oauth/token").count();
+    let token_requests = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.path() == "/oauth/token")
+            .count()
+    };
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..20 {
         let crm = crm.clone();
@@ -269,7 +281,10 @@ async fn main() -> anyhow::Result<()> {
     while let Some(status) = calls.join_next().await {
         ensure!(status?? == 200);
     }
-    println!("20 concurrent first calls -> 200 each, with {} token request", token_requests());
+    println!(
+        "20 concurrent first calls -> 200 each, with {} token request",
+        token_requests()
+    );
     ensure!(token_requests() == 1);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     crm.get("/me").send().await?.error_for_status()?;
@@ -280,7 +295,10 @@ async fn main() -> anyhow::Result<()> {
         token_requests()
     );
     ensure!(token_requests() == 2);
-    partner.post(format!("{}/v1/admin/revoke", api.origin())).send().await?;
+    partner
+        .post(format!("{}/v1/admin/revoke", api.origin()))
+        .send()
+        .await?;
     let response = crm.get("/me").send().await?;
     println!(
         "The partner revoked the token -> 401, one refresh, one resend: {} after {} attempts, \
@@ -291,7 +309,10 @@ async fn main() -> anyhow::Result<()> {
     );
     ensure!(response.status() == 200 && response.attempts() == 2 && token_requests() == 3);
     println!("Debug of the client shows no secret: {crm:?}");
-    ensure!(!format!("{crm:?}").contains("demo-token") && !format!("{crm:?}").contains("demo-client-secret"));
+    ensure!(
+        !format!("{crm:?}").contains("demo-token")
+            && !format!("{crm:?}").contains("demo-client-secret")
+    );
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
     Ok(())

@@ -1,4 +1,10 @@
 //! [`ClientBuilder`]: every profile setting as a method; one validation shared with profiles.
+//!
+//! This file holds the destination, time, TLS and redaction settings and `build`; the retry and
+//! credential settings are in `retry.rs` and `auth.rs`.
+
+mod auth;
+mod retry;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -6,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
-use secrecy::SecretString;
 use url::Url;
 
 use crate::auth::Credentials;
@@ -14,8 +19,8 @@ use crate::client::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::gate::OriginGate;
 use crate::origins::PerOrigin;
-use crate::profile::sections::{Auth, AuthMethod, Proxy, TlsVersion};
-use crate::profile::{ConfigError, SecretSource, Settings, validate};
+use crate::profile::sections::{Proxy, TlsVersion};
+use crate::profile::{ConfigError, Settings, validate};
 use crate::redact::Redactor;
 use crate::response::BodyContext;
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -39,7 +44,7 @@ use crate::transport;
 #[must_use = "a ClientBuilder does nothing until it is built"]
 pub struct ClientBuilder {
     name: String,
-    settings: Settings,
+    pub(super) settings: Settings,
     error: Option<Error>,
 }
 
@@ -52,7 +57,7 @@ impl ClientBuilder {
         }
     }
 
-    fn fail(mut self, key: &str, problem: impl Into<String>) -> ClientBuilder {
+    pub(super) fn fail(mut self, key: &str, problem: impl Into<String>) -> ClientBuilder {
         if self.error.is_none() {
             self.error = Some(Error::config(ConfigError::new(&self.name, key, problem)));
         }
@@ -142,219 +147,6 @@ impl ClientBuilder {
     pub fn total_timeout(mut self, timeout: Duration) -> ClientBuilder {
         self.settings.timeouts.total = timeout;
         self
-    }
-
-    /// Attempts per call, the first included (1 disables retries). Profile key:
-    /// `retry.max_attempts`. Default: 3; at most 10.
-    pub fn max_attempts(mut self, attempts: u32) -> ClientBuilder {
-        self.settings.retry.max_attempts = attempts;
-        self
-    }
-
-    /// The ceiling of the first backoff. Profile key: `retry.initial_backoff`. Default: 100 ms.
-    pub fn initial_backoff(mut self, backoff: Duration) -> ClientBuilder {
-        self.settings.retry.initial_backoff = backoff;
-        self
-    }
-
-    /// The largest backoff. Profile key: `retry.max_backoff`. Default: 10 s.
-    pub fn max_backoff(mut self, backoff: Duration) -> ClientBuilder {
-        self.settings.retry.max_backoff = backoff;
-        self
-    }
-
-    /// Growth of the backoff ceiling per attempt. Profile key: `retry.multiplier`. Default: 2.0.
-    pub fn backoff_multiplier(mut self, multiplier: f64) -> ClientBuilder {
-        self.settings.retry.multiplier = multiplier;
-        self
-    }
-
-    /// Statuses worth another attempt. Profile key: `retry.retry_on_status`. Default: 408, 429,
-    /// 500, 502, 503, 504.
-    pub fn retry_on_status(mut self, statuses: impl IntoIterator<Item = u16>) -> ClientBuilder {
-        self.settings.retry.retry_on_status = statuses.into_iter().collect();
-        self
-    }
-
-    /// Generates an idempotency key (a UUID v4) for each call of a non-idempotent method that
-    /// has none, so that POST and PATCH can be retried. Profile key:
-    /// `retry.auto_idempotency_key`. Default: `false`; only turn it on for APIs that honour the
-    /// header.
-    pub fn auto_idempotency_key(mut self, auto: bool) -> ClientBuilder {
-        self.settings.retry.auto_idempotency_key = auto;
-        self
-    }
-
-    /// The longest `Retry-After` the client waits for; a longer one ends the call at once with
-    /// [`Error::is_rate_limited`]. Profile key: `retry.max_retry_after`. Default: 60 s.
-    pub fn max_retry_after(mut self, max: Duration) -> ClientBuilder {
-        self.settings.retry.max_retry_after = max;
-        self
-    }
-
-    /// The share of calls that retries may add, per origin, over a 10 s window (plus a reserve of
-    /// 10 retries per window). Profile key: `retry.budget_percent`. Default: 20.
-    pub fn retry_budget_percent(mut self, percent: u32) -> ClientBuilder {
-        self.settings.retry.budget_percent = percent;
-        self
-    }
-
-    /// The header that carries idempotency keys. Profile key: `retry.idempotency_header`.
-    /// Default: `Idempotency-Key`.
-    pub fn idempotency_header(mut self, name: impl Into<String>) -> ClientBuilder {
-        self.settings.retry.idempotency_header = name.into();
-        self
-    }
-
-    /// Sends `key` in header `header` on every request. Profile: `[auth] type = "api_key"`,
-    /// `header`.
-    pub fn api_key(mut self, header: impl Into<String>, key: SecretString) -> ClientBuilder {
-        self.settings.auth = Some(Auth::ApiKey {
-            key: SecretSource::Value(key),
-            header: Some(header.into()),
-            query_param: None,
-        });
-        self
-    }
-
-    /// Sends `key` as query parameter `param`, which is then always redacted. Profile:
-    /// `[auth] type = "api_key"`, `query_param`. Prefer a header where the partner allows it:
-    /// URLs end up in more places than headers.
-    pub fn api_key_query_param(
-        mut self,
-        param: impl Into<String>,
-        key: SecretString,
-    ) -> ClientBuilder {
-        self.settings.auth = Some(Auth::ApiKey {
-            key: SecretSource::Value(key),
-            header: None,
-            query_param: Some(param.into()),
-        });
-        self
-    }
-
-    /// Sends `Authorization: Bearer <token>` on every request. Profile: `[auth] type =
-    /// "bearer"`.
-    pub fn bearer_token(mut self, token: SecretString) -> ClientBuilder {
-        self.settings.auth = Some(Auth::Bearer {
-            token: SecretSource::Value(token),
-        });
-        self
-    }
-
-    /// Authenticates with OAuth 2.0 client credentials (RFC 6749 §4.4): tokens from `token_url`
-    /// are cached, refreshed ahead of expiry and sent as `Authorization: Bearer`. Profile:
-    /// `[auth] type = "oauth2_client_credentials"`, `token_url`, `client_id`, `client_secret`.
-    /// The other `auth.*` keys keep their defaults unless set with the `oauth2_*` methods.
-    pub fn oauth2_client_credentials(
-        mut self,
-        token_url: impl AsRef<str>,
-        client_id: impl Into<String>,
-        client_secret: SecretString,
-    ) -> ClientBuilder {
-        let token_url = match Url::parse(token_url.as_ref()) {
-            Ok(url) => url,
-            Err(e) => return self.fail("auth.token_url", format!("invalid URL ({e})")),
-        };
-        self.settings.auth = Some(Auth::Oauth2ClientCredentials {
-            token_url,
-            client_id: client_id.into(),
-            client_secret: SecretSource::Value(client_secret),
-            scopes: Vec::new(),
-            auth_method: AuthMethod::default(),
-            audience: None,
-            extra_params: Default::default(),
-            refresh_before_expiry: Duration::from_secs(60),
-            default_token_lifetime: Duration::from_secs(300),
-        });
-        self
-    }
-
-    fn oauth2(mut self, key: &str, f: impl FnOnce(&mut Auth)) -> ClientBuilder {
-        match &mut self.settings.auth {
-            Some(auth @ Auth::Oauth2ClientCredentials { .. }) => {
-                f(auth);
-                self
-            }
-            _ => self.fail(key, "needs oauth2_client_credentials to be set first"),
-        }
-    }
-
-    /// The scopes to ask for. Profile key: `auth.scopes`. Default: none.
-    pub fn oauth2_scopes<I, S>(self, scopes: I) -> ClientBuilder
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        let scopes: Vec<String> = scopes.into_iter().map(Into::into).collect();
-        self.oauth2("auth.scopes", |auth| {
-            if let Auth::Oauth2ClientCredentials { scopes: s, .. } = auth {
-                *s = scopes;
-            }
-        })
-    }
-
-    /// How the client authenticates to the token endpoint. Profile key: `auth.auth_method`.
-    /// Default: [`AuthMethod::ClientSecretBasic`].
-    pub fn oauth2_auth_method(self, method: AuthMethod) -> ClientBuilder {
-        self.oauth2("auth.auth_method", |auth| {
-            if let Auth::Oauth2ClientCredentials { auth_method, .. } = auth {
-                *auth_method = method;
-            }
-        })
-    }
-
-    /// Adds `audience` to token requests (some providers need it). Profile key:
-    /// `auth.audience`.
-    pub fn oauth2_audience(self, audience: impl Into<String>) -> ClientBuilder {
-        let value = audience.into();
-        self.oauth2("auth.audience", |auth| {
-            if let Auth::Oauth2ClientCredentials { audience, .. } = auth {
-                *audience = Some(value);
-            }
-        })
-    }
-
-    /// Adds a form parameter to token requests. Profile key: `auth.extra_params`.
-    pub fn oauth2_extra_param(
-        self,
-        name: impl Into<String>,
-        value: impl Into<String>,
-    ) -> ClientBuilder {
-        let (name, value) = (name.into(), value.into());
-        self.oauth2("auth.extra_params", |auth| {
-            if let Auth::Oauth2ClientCredentials { extra_params, .. } = auth {
-                extra_params.insert(name, value);
-            }
-        })
-    }
-
-    /// How long before expiry a token is refreshed (at most half its lifetime). Profile key:
-    /// `auth.refresh_before_expiry`. Default: 60 s.
-    pub fn oauth2_refresh_before_expiry(self, ahead: Duration) -> ClientBuilder {
-        self.oauth2("auth.refresh_before_expiry", |auth| {
-            if let Auth::Oauth2ClientCredentials {
-                refresh_before_expiry,
-                ..
-            } = auth
-            {
-                *refresh_before_expiry = ahead;
-            }
-        })
-    }
-
-    /// The lifetime assumed for a token whose response has no `expires_in`. Profile key:
-    /// `auth.default_token_lifetime`. Default: 5 min.
-    pub fn oauth2_default_token_lifetime(self, lifetime: Duration) -> ClientBuilder {
-        self.oauth2("auth.default_token_lifetime", |auth| {
-            if let Auth::Oauth2ClientCredentials {
-                default_token_lifetime,
-                ..
-            } = auth
-            {
-                *default_token_lifetime = lifetime;
-            }
-        })
     }
 
     /// The oldest TLS version accepted. Profile key: `tls.min_version`. Default: TLS 1.2.
