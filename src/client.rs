@@ -2,10 +2,12 @@
 //!
 //! This file only composes. Each step of an attempt is owned by its module: the origin gate
 //! (`gate`), credentials (`auth`), the wire and its time limits (`transport`, with `redirect` for
-//! hops), the retry decision (`retry`), and the bounded body (`response`).
+//! hops), the breaker (`breaker`), pacing (`ratelimit`), the retry decision (`retry`), and the
+//! bounded body (`response`).
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use http::{HeaderMap, HeaderName, Method};
@@ -14,16 +16,18 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::auth::{self, Credentials};
+use crate::breaker;
 use crate::builder::ClientBuilder;
 use crate::error::Result;
+use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
-use crate::origins::PerOrigin;
+use crate::origins::{Origin, PerOrigin};
 use crate::profile::{Profile, Settings};
 use crate::redact::Redactor;
 use crate::redirect::{self, Hop, Wire};
 use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::{BodyContext, Response};
-use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryBudget, RetryPolicy};
+use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryPolicy};
 use crate::telemetry;
 use crate::transport::{Deadline, Limit};
 
@@ -60,7 +64,8 @@ pub(crate) struct Shared {
     pub(crate) idempotency_header: HeaderName,
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
-    pub(crate) budgets: PerOrigin<RetryBudget>,
+    pub(crate) origins: PerOrigin<Origin>,
+    pub(crate) isolated: AtomicBool,
 }
 
 // ===== impl Client =====
@@ -178,11 +183,14 @@ impl Client {
             body,
             ..
         } = request;
+        let fail = |e: Error, sent: u32| {
+            e.with_request(&method, s.redactor.url(&url).to_string())
+                .with_attempts(sent)
+        };
 
-        // 1. origin gate (the URL is the same for every attempt)
-        s.gate
-            .check(&url)
-            .map_err(|e| e.with_request(&method, s.redactor.url(&url).to_string()))?;
+        // The kill switch, then 1. the origin gate (the URL is the same for every attempt).
+        self.check_isolation().map_err(|e| fail(e, 0))?;
+        s.gate.check(&url).map_err(|e| fail(e, 0))?;
 
         let has_idempotency_key = retry::ensure_idempotency_key(
             &mut headers,
@@ -190,8 +198,8 @@ impl Client {
             &s.idempotency_header,
             s.settings.retry.auto_idempotency_key,
         );
-        let budget = s.budgets.get(&url);
-        budget.deposit();
+        let origin = s.origins.get(&url);
+        origin.budget.deposit();
         let wire = Wire {
             http: &s.http,
             gate: &s.gate,
@@ -200,12 +208,26 @@ impl Client {
             follow: s.settings.follow_redirects,
         };
 
-        let shown_url = || s.redactor.url(&url).to_string();
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,
         // which is what `attempts()` reports (it includes a resend after a 401).
         let (mut number, mut sent) = (1, 0);
         let mut resent_after_unauthorized = false;
         loop {
+            self.check_isolation().map_err(|e| fail(e, sent))?;
+
+            // 2. circuit breaker
+            let permit = match &origin.breaker {
+                Some(breaker) => Some(breaker.permit().map_err(|e| fail(e, sent))?),
+                None => None,
+            };
+
+            // 3. rate limiter
+            origin
+                .limiter
+                .acquire(call_deadline.at)
+                .await
+                .map_err(|e| fail(e, sent))?;
+
             // 4. credentials
             let mut hop = Hop {
                 method: method.clone(),
@@ -217,7 +239,7 @@ impl Client {
                 .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
                 .await
                 .and_then(|applied| applied)
-                .map_err(|e| e.with_request(&method, shown_url()).with_attempts(sent))?;
+                .map_err(|e| fail(e, sent))?;
             mark_sensitive(&mut hop.headers, &s.redactor);
 
             // 5. transport (and redirects, if the profile follows them)
@@ -226,26 +248,14 @@ impl Client {
             sent += 1;
             let result = redirect::send(&wire, hop, deadline).await;
 
-            // A 401 to a cached token: the server refused before acting, so one resend with a
-            // fresh token is safe whatever the method. A second 401 is final.
-            if let (Ok((response, _)), Some(token)) = (&result, &token)
-                && response.status() == http::StatusCode::UNAUTHORIZED
-            {
-                if resent_after_unauthorized {
-                    return Err(auth::refused_fresh_token()
-                        .with_request(&method, shown_url())
-                        .with_attempts(sent));
-                }
-                s.credentials.invalidate(token);
-                resent_after_unauthorized = true;
-                continue;
-            }
-
-            // 6. classify and 8. decide
+            // 6. classify
             let outcome = match &result {
                 Ok((response, _)) => Outcome::Response {
                     status: response.status(),
-                    retry_after: response.headers().get(http::header::RETRY_AFTER),
+                    retry_after: response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
                 },
                 Err(err) => Outcome::Failed {
                     kind: err.kind(),
@@ -256,15 +266,42 @@ impl Client {
                     },
                 },
             };
+
+            // 7. record: the breaker's verdict, and a pause if the server asked for one
+            if let (Some(permit), Some(verdict)) = (permit, breaker::Verdict::of(&outcome)) {
+                permit.record(verdict);
+            }
+            if let (Ok((response, _)), Outcome::Response { retry_after, .. }) = (&result, outcome) {
+                origin.limiter.observe(
+                    response.status(),
+                    response.headers(),
+                    retry_after,
+                    s.settings.retry.max_retry_after,
+                );
+            }
+
+            // A 401 to a cached token: the server refused before acting, so one resend with a
+            // fresh token is safe whatever the method. A second 401 is final.
+            if let (Ok((response, _)), Some(token)) = (&result, &token)
+                && response.status() == http::StatusCode::UNAUTHORIZED
+            {
+                if resent_after_unauthorized {
+                    return Err(fail(auth::refused_fresh_token(), sent));
+                }
+                s.credentials.invalidate(token);
+                resent_after_unauthorized = true;
+                continue;
+            }
+
+            // 8. decide
             let attempt = Attempt {
                 number,
                 method: &method,
                 has_idempotency_key,
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(Instant::now()),
-                wall_clock: SystemTime::now,
             };
-            let stop = match s.retry.decide(&attempt, &budget, fastrand::f64()) {
+            let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
                     telemetry::retry_scheduled(&attempt, after);
                     drop(result);
@@ -296,6 +333,43 @@ impl Client {
                 Err(err) => Err(err.with_attempts(sent).with_note(stop.note())),
             };
         }
+    }
+
+    fn check_isolation(&self) -> Result<()> {
+        if self.shared.isolated.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Isolated)
+                .with_detail("the client is isolated (Client::isolate); no call goes out"));
+        }
+        Ok(())
+    }
+
+    /// Cuts this integration off: until [`restore`](Client::restore), every call of this client
+    /// and its clones fails at once with [`Error::is_isolated`], without any I/O. Meant for
+    /// incidents, when a partner must not be called at all.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder().base_url("https://api.partner.example").build()?;
+    /// client.isolate();
+    /// assert!(client.clone().is_isolated());
+    /// client.restore();
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn isolate(&self) {
+        if !self.shared.isolated.swap(true, Ordering::AcqRel) {
+            tracing::warn!(profile = %self.shared.name, "client isolated: every call fails fast");
+        }
+    }
+
+    /// Lifts [`isolate`](Client::isolate).
+    pub fn restore(&self) {
+        if self.shared.isolated.swap(false, Ordering::AcqRel) {
+            tracing::warn!(profile = %self.shared.name, "client restored: calls go out again");
+        }
+    }
+
+    /// Whether the client is isolated.
+    pub fn is_isolated(&self) -> bool {
+        self.shared.isolated.load(Ordering::Acquire)
     }
 }
 

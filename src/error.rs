@@ -62,6 +62,8 @@ pub enum ErrorKind {
     RateLimited,
     /// Credentials could not be obtained or were refused.
     Auth,
+    /// The client is isolated ([`Client::isolate`](crate::Client::isolate)); nothing was sent.
+    Isolated,
 }
 
 impl ErrorKind {
@@ -81,6 +83,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "circuit breaker open",
             ErrorKind::RateLimited => "rate limited",
             ErrorKind::Auth => "authentication failed",
+            ErrorKind::Isolated => "client isolated",
         }
     }
 }
@@ -257,6 +260,11 @@ impl Error {
     /// Credentials could not be obtained or were refused.
     pub fn is_auth(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::Auth)
+    }
+
+    /// The client is isolated by its kill switch; nothing was sent.
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Isolated)
     }
 
     /// The HTTP status of the last response, if there was one.

@@ -70,10 +70,10 @@ impl RetryDecider {
             has_idempotency_key,
             outcome: Outcome::Response {
                 status,
-                retry_after,
+                retry_after: retry_after
+                    .and_then(|v| crate::retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
             },
             time_left: Duration::from_secs(60),
-            wall_clock: SystemTime::now,
         };
         match self.policy.decide(&attempt, &self.budget, fastrand::f64()) {
             Decision::Retry { after } => Some(after),

@@ -50,6 +50,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod auth;
+mod breaker;
 mod builder;
 mod client;
 mod error;
@@ -58,6 +59,7 @@ mod gate;
 pub mod internals;
 mod origins;
 mod profile;
+mod ratelimit;
 mod redact;
 mod redirect;
 mod request;

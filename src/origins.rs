@@ -1,4 +1,4 @@
-//! Per-origin state (retry budgets, and later breakers and limiters), bounded in size.
+//! Per-origin state (retry budget, circuit breaker, rate limiter), bounded in size.
 //!
 //! The origin gate already limits hosts, but not ports, so a caller that (mis)uses many absolute
 //! URLs could otherwise grow this map without bound. Past [`MAX_ORIGINS`], new origins share one
@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use url::Url;
 
+use crate::breaker::Breaker;
+use crate::ratelimit::Limiter;
+use crate::retry::RetryBudget;
+
 /// Origins tracked individually per client.
 pub(crate) const MAX_ORIGINS: usize = 256;
 
@@ -17,14 +21,24 @@ pub(crate) const MAX_ORIGINS: usize = 256;
 pub(crate) struct PerOrigin<T> {
     entries: Mutex<HashMap<String, Arc<T>>>,
     overflow: Arc<T>,
-    make: Box<dyn Fn() -> T + Send + Sync>,
+    make: Box<dyn Fn(&str) -> T + Send + Sync>,
+}
+
+/// Everything a client keeps per origin.
+#[derive(Debug)]
+pub(crate) struct Origin {
+    pub(crate) budget: RetryBudget,
+    /// `None` when `circuit_breaker.enabled = false`.
+    pub(crate) breaker: Option<Arc<Breaker>>,
+    pub(crate) limiter: Limiter,
 }
 
 impl<T> PerOrigin<T> {
-    pub(crate) fn new(make: impl Fn() -> T + Send + Sync + 'static) -> PerOrigin<T> {
+    /// `make` builds the state of an origin from its name (`https://host:port`).
+    pub(crate) fn new(make: impl Fn(&str) -> T + Send + Sync + 'static) -> PerOrigin<T> {
         PerOrigin {
             entries: Mutex::new(HashMap::new()),
-            overflow: Arc::new(make()),
+            overflow: Arc::new(make("(other origins)")),
             make: Box::new(make),
         }
     }
@@ -39,7 +53,7 @@ impl<T> PerOrigin<T> {
         if entries.len() >= MAX_ORIGINS {
             return self.overflow.clone();
         }
-        let entry = Arc::new((self.make)());
+        let entry = Arc::new((self.make)(&key));
         entries.insert(key, entry.clone());
         entry
     }
@@ -74,7 +88,7 @@ mod tests {
 
     #[test]
     fn same_origin_shares_state_and_ports_make_new_origins() {
-        let map = PerOrigin::new(|| AtomicUsize::new(0));
+        let map = PerOrigin::new(|_| AtomicUsize::new(0));
         let a = map.get(&Url::parse("https://a.example/x").expect("url"));
         a.fetch_add(1, Ordering::SeqCst);
         let again = map.get(&Url::parse("https://A.example:443/y?q").expect("url"));
@@ -85,7 +99,7 @@ mod tests {
 
     #[test]
     fn the_number_of_tracked_origins_is_bounded() {
-        let map = PerOrigin::new(|| ());
+        let map = PerOrigin::new(|_| ());
         for port in 1..=(MAX_ORIGINS as u16 * 4) {
             map.get(&Url::parse(&format!("https://a.example:{port}/")).expect("url"));
         }

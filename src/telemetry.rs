@@ -56,7 +56,7 @@ pub(crate) fn retry_stopped(attempt: &crate::retry::Attempt<'_>, stop: crate::re
     }
 }
 
-struct OutcomeField<'a>(&'a crate::retry::Outcome<'a>);
+struct OutcomeField<'a>(&'a crate::retry::Outcome);
 
 impl std::fmt::Display for OutcomeField<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -5,22 +5,26 @@
 
 mod auth;
 mod retry;
+mod shedding;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use http::HeaderName;
 use url::Url;
 
 use crate::auth::Credentials;
+use crate::breaker::Breaker;
 use crate::client::{Client, Shared};
 use crate::error::{Error, Result};
 use crate::gate::OriginGate;
-use crate::origins::PerOrigin;
+use crate::origins::{Origin, PerOrigin};
 use crate::profile::sections::{Proxy, TlsVersion};
 use crate::profile::{ConfigError, Settings, validate};
+use crate::ratelimit::{self, Limiter};
 use crate::redact::Redactor;
 use crate::response::BodyContext;
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -237,7 +241,6 @@ impl ClientBuilder {
                     "is not a valid header name",
                 ))
             })?;
-        let budget_percent = s.retry.budget_percent;
         let body = Arc::new(BodyContext {
             redactor: redactor.clone(),
             max_bytes: s.max_response_bytes,
@@ -253,10 +256,25 @@ impl ClientBuilder {
             idempotency_header,
             body,
             retry: RetryPolicy::new(&s.retry),
-            budgets: PerOrigin::new(move || RetryBudget::new(budget_percent)),
+            origins: origins(&s),
+            isolated: AtomicBool::new(false),
             settings: s,
         }))
     }
+}
+
+/// The per-origin state of a client with validated settings `s`.
+fn origins(s: &Settings) -> PerOrigin<Origin> {
+    let budget_percent = s.retry.budget_percent;
+    let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
+    let quota = s.rate_limit.as_ref().and_then(ratelimit::quota);
+    PerOrigin::new(move |origin| Origin {
+        budget: RetryBudget::new(budget_percent),
+        breaker: breaker
+            .as_ref()
+            .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),
+        limiter: Limiter::new(origin.to_owned(), quota),
+    })
 }
 
 impl fmt::Debug for ClientBuilder {

@@ -1,23 +1,23 @@
 //! The decision after each attempt: retry after some delay, or stop and say why.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use http::{HeaderValue, Method, StatusCode};
+use http::{Method, StatusCode};
 
 use super::backoff::Backoff;
 use super::budget::RetryBudget;
 use super::replay::{self, Delivery};
-use super::retry_after;
 use crate::error::ErrorKind;
 use crate::profile::sections::Retry;
 
 /// How one attempt ended, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Outcome<'a> {
+pub(crate) enum Outcome {
     /// The server answered.
     Response {
         status: StatusCode,
-        retry_after: Option<&'a HeaderValue>,
+        /// The parsed `Retry-After`, if the response had a valid one.
+        retry_after: Option<Duration>,
     },
     /// The attempt failed before a response head arrived.
     Failed { kind: ErrorKind, delivery: Delivery },
@@ -30,11 +30,9 @@ pub(crate) struct Attempt<'a> {
     pub(crate) number: u32,
     pub(crate) method: &'a Method,
     pub(crate) has_idempotency_key: bool,
-    pub(crate) outcome: Outcome<'a>,
+    pub(crate) outcome: Outcome,
     /// Until the call's total deadline.
     pub(crate) time_left: Duration,
-    /// Read only when a `Retry-After` date needs it: the clock costs more than the decision.
-    pub(crate) wall_clock: fn() -> SystemTime,
 }
 
 /// What to do next.
@@ -121,7 +119,7 @@ impl RetryPolicy {
     }
 
     /// Whether `outcome` is worth another attempt at all.
-    fn is_retryable(&self, outcome: &Outcome<'_>, has_key: bool) -> bool {
+    fn is_retryable(&self, outcome: &Outcome, has_key: bool) -> bool {
         match *outcome {
             Outcome::Response { status, .. } => {
                 self.retry_on_status.contains(&status.as_u16())
@@ -160,11 +158,8 @@ impl RetryPolicy {
             return Decision::Stop(StopReason::AttemptsExhausted);
         }
         let asked = match attempt.outcome {
-            Outcome::Response {
-                retry_after: Some(value),
-                ..
-            } => retry_after::parse(value.as_bytes(), (attempt.wall_clock)()),
-            _ => None,
+            Outcome::Response { retry_after, .. } => retry_after,
+            Outcome::Failed { .. } => None,
         };
         if let Some(wait) = asked
             && wait > self.max_retry_after
@@ -194,18 +189,17 @@ mod tests {
         RetryPolicy::new(&Retry::default())
     }
 
-    fn attempt<'a>(method: &'a Method, key: bool, outcome: Outcome<'a>) -> Attempt<'a> {
+    fn attempt<'a>(method: &'a Method, key: bool, outcome: Outcome) -> Attempt<'a> {
         Attempt {
             number: 1,
             method,
             has_idempotency_key: key,
             outcome,
             time_left: Duration::from_secs(60),
-            wall_clock: SystemTime::now,
         }
     }
 
-    fn status(code: u16) -> Outcome<'static> {
+    fn status(code: u16) -> Outcome {
         Outcome::Response {
             status: StatusCode::from_u16(code).expect("status"),
             retry_after: None,
@@ -254,10 +248,9 @@ mod tests {
 
     #[tokio::test]
     async fn retry_after_longer_than_backoff_sets_the_delay() {
-        let value = HeaderValue::from_static("7");
         let outcome = Outcome::Response {
             status: StatusCode::TOO_MANY_REQUESTS,
-            retry_after: Some(&value),
+            retry_after: Some(Duration::from_secs(7)),
         };
         assert_eq!(
             decide(&attempt(&Method::GET, false, outcome)),
@@ -269,10 +262,9 @@ mod tests {
 
     #[tokio::test]
     async fn retry_after_past_the_cap_or_the_deadline_stops_at_once() {
-        let long = HeaderValue::from_static("120");
         let outcome = Outcome::Response {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            retry_after: Some(&long),
+            retry_after: Some(Duration::from_secs(120)),
         };
         let stop = decide(&attempt(&Method::GET, false, outcome));
         assert_eq!(
@@ -282,10 +274,9 @@ mod tests {
             })
         );
 
-        let short = HeaderValue::from_static("10");
         let outcome = Outcome::Response {
             status: StatusCode::TOO_MANY_REQUESTS,
-            retry_after: Some(&short),
+            retry_after: Some(Duration::from_secs(10)),
         };
         let mut a = attempt(&Method::GET, false, outcome);
         a.time_left = Duration::from_secs(5);

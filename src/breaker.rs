@@ -1,0 +1,446 @@
+//! Step 2: a circuit breaker per origin, so a partner that is down is shed in microseconds
+//! instead of tying up every worker until its timeouts fire.
+//!
+//! `failsafe` runs the closed → open → half-open state machine. Two parts are ours:
+//!
+//! - the failure policy: failsafe's time-window policy is an exponential moving average that
+//!   cannot open before a whole window has passed since start; ours counts outcomes in a sliding
+//!   window and opens when at least `minimum_requests` calls saw `failure_ratio` failures;
+//! - the probe gate: failsafe lets every call through while half-open; ours lets exactly
+//!   `half_open_requests` probes out and fails the rest fast. A probe's success closes the
+//!   breaker, its failure re-opens it.
+//!
+//! Failures are connect errors, timeouts, resets, 5xx, 408 and 429; any other 4xx is the
+//! caller's mistake and counts as a success.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use failsafe::{FailurePolicy, Instrument, StateMachine};
+use http::StatusCode;
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::profile::sections::CircuitBreaker as Settings;
+use crate::retry::Outcome;
+
+const SLOTS: u32 = 10;
+
+/// The breaker of one origin.
+pub(crate) struct Breaker {
+    machine: StateMachine<WindowPolicy, Observer>,
+    observer: Arc<ObserverState>,
+}
+
+impl fmt::Debug for Breaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Breaker")
+            .field("origin", &self.observer.origin)
+            .field("state", &self.observer.state())
+            .finish()
+    }
+}
+
+/// The breaker's state, as our observer last saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// What an attempt tells the breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Success,
+    Failure,
+}
+
+impl Verdict {
+    /// The verdict for a response status.
+    pub(crate) fn of_status(status: StatusCode) -> Verdict {
+        if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+            Verdict::Failure
+        } else {
+            Verdict::Success
+        }
+    }
+
+    /// The verdict for an attempt, if it says anything about the origin's health.
+    pub(crate) fn of(outcome: &Outcome) -> Option<Verdict> {
+        match *outcome {
+            Outcome::Response { status, .. } => Some(Verdict::of_status(status)),
+            Outcome::Failed { kind, .. } => matches!(
+                kind,
+                ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Request
+            )
+            .then_some(Verdict::Failure),
+        }
+    }
+}
+
+impl Breaker {
+    pub(crate) fn new(origin: String, settings: &Settings) -> Breaker {
+        let observer = Arc::new(ObserverState {
+            origin,
+            state: AtomicU8::new(State::Closed as u8),
+            opened_at: Mutex::new(None),
+            probes: AtomicU32::new(0),
+            half_open_requests: settings.half_open_requests,
+            open_for: settings.open_for,
+        });
+        let policy = WindowPolicy {
+            ratio: settings.failure_ratio,
+            minimum: settings.minimum_requests,
+            slot: settings.window / SLOTS,
+            open_for: settings.open_for,
+            start: Instant::now(),
+            slots: [Slot::default(); SLOTS as usize],
+        };
+        Breaker {
+            machine: StateMachine::new(policy, Observer(observer.clone())),
+            observer,
+        }
+    }
+
+    /// Lets an attempt through, or fails fast with `is_circuit_open()` and no I/O.
+    pub(crate) fn permit(self: &Arc<Self>) -> Result<Permit, Error> {
+        if !self.machine.is_call_permitted() {
+            return Err(self.refusal("is open"));
+        }
+        let probe = self.observer.state() == State::HalfOpen;
+        if probe {
+            let taken =
+                self.observer
+                    .probes
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            if taken.is_err() {
+                return Err(self.refusal("is half-open and its probes are in flight"));
+            }
+        }
+        Ok(Permit {
+            breaker: self.clone(),
+            probe,
+            recorded: false,
+        })
+    }
+
+    fn refusal(&self, what: &str) -> Error {
+        let origin = &self.observer.origin;
+        let mut err = Error::new(ErrorKind::CircuitOpen);
+        match self.observer.next_probe_in() {
+            Some(wait) if !wait.is_zero() => {
+                err = err.with_detail(format!(
+                    "the breaker for {origin} {what}; it lets a probe through in {}",
+                    humantime::format_duration(round_to_millis(wait))
+                ));
+                err.with_retry_after(wait)
+            }
+            _ => err.with_detail(format!("the breaker for {origin} {what}")),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> State {
+        self.observer.state()
+    }
+}
+
+fn round_to_millis(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+/// Permission for one attempt. Record its verdict; a probe dropped without one (the call was
+/// cancelled) gives its slot back, since it taught the breaker nothing.
+pub(crate) struct Permit {
+    breaker: Arc<Breaker>,
+    probe: bool,
+    recorded: bool,
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Permit {
+    pub(crate) fn record(mut self, verdict: Verdict) {
+        self.recorded = true;
+        match verdict {
+            Verdict::Success => self.breaker.machine.on_success(),
+            Verdict::Failure => self.breaker.machine.on_error(),
+        }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if self.probe && !self.recorded {
+            self.breaker.observer.probes.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+// ===== observer =====
+
+struct ObserverState {
+    origin: String,
+    state: AtomicU8,
+    opened_at: Mutex<Option<Instant>>,
+    probes: AtomicU32,
+    half_open_requests: u32,
+    open_for: Duration,
+}
+
+impl ObserverState {
+    fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            s if s == State::Open as u8 => State::Open,
+            s if s == State::HalfOpen as u8 => State::HalfOpen,
+            _ => State::Closed,
+        }
+    }
+
+    fn next_probe_in(&self) -> Option<Duration> {
+        let opened = (*self
+            .opened_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))?;
+        Some((opened + self.open_for).saturating_duration_since(Instant::now()))
+    }
+
+    fn transition(&self, to: State, reason: &'static str) {
+        let from = self.state();
+        self.state.store(to as u8, Ordering::Release);
+        tracing::info!(
+            origin = %self.origin,
+            from = from.name(),
+            to = to.name(),
+            reason,
+            "circuit breaker state changed"
+        );
+    }
+}
+
+/// failsafe's instrument: keeps our view of the state and arms the probe gate.
+struct Observer(Arc<ObserverState>);
+
+impl Instrument for Observer {
+    fn on_call_rejected(&self) {}
+
+    fn on_open(&self) {
+        let reason = if self.0.state() == State::HalfOpen {
+            "a probe failed"
+        } else {
+            "the failure ratio reached circuit_breaker.failure_ratio"
+        };
+        self.0.probes.store(0, Ordering::Release);
+        *self
+            .0
+            .opened_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        self.0.transition(State::Open, reason);
+    }
+
+    fn on_half_open(&self) {
+        self.0
+            .probes
+            .store(self.0.half_open_requests, Ordering::Release);
+        self.0
+            .transition(State::HalfOpen, "circuit_breaker.open_for elapsed");
+    }
+
+    fn on_closed(&self) {
+        self.0.transition(State::Closed, "a probe succeeded");
+    }
+}
+
+// ===== failure policy =====
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    tick: u64,
+    successes: u32,
+    failures: u32,
+}
+
+/// Outcomes counted in `SLOTS` buckets over `circuit_breaker.window`.
+struct WindowPolicy {
+    ratio: f64,
+    minimum: u32,
+    slot: Duration,
+    open_for: Duration,
+    start: Instant,
+    slots: [Slot; SLOTS as usize],
+}
+
+impl WindowPolicy {
+    fn current(&mut self) -> &mut Slot {
+        let tick = (self.start.elapsed().as_nanos() / self.slot.as_nanos().max(1)) as u64;
+        let slot = &mut self.slots[(tick % u64::from(SLOTS)) as usize];
+        if slot.tick != tick {
+            *slot = Slot {
+                tick,
+                ..Slot::default()
+            };
+        }
+        slot
+    }
+
+    fn totals(&mut self) -> (u32, u32) {
+        let tick = self.current().tick;
+        self.slots
+            .iter()
+            .filter(|s| s.tick + u64::from(SLOTS) > tick)
+            .fold((0, 0), |(ok, bad), s| (ok + s.successes, bad + s.failures))
+    }
+}
+
+impl FailurePolicy for WindowPolicy {
+    fn record_success(&mut self) {
+        self.current().successes += 1;
+    }
+
+    fn mark_dead_on_failure(&mut self) -> Option<Duration> {
+        self.current().failures += 1;
+        let (successes, failures) = self.totals();
+        let total = successes + failures;
+        (total >= self.minimum && f64::from(failures) >= self.ratio * f64::from(total))
+            .then_some(self.open_for)
+    }
+
+    fn revived(&mut self) {
+        self.slots = [Slot::default(); SLOTS as usize];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(minimum: u32, open_for_ms: u64, probes: u32) -> Settings {
+        Settings {
+            enabled: true,
+            failure_ratio: 0.5,
+            minimum_requests: minimum,
+            window: Duration::from_secs(30),
+            open_for: Duration::from_millis(open_for_ms),
+            half_open_requests: probes,
+        }
+    }
+
+    fn fail(breaker: &Arc<Breaker>) {
+        breaker
+            .permit()
+            .expect("permitted")
+            .record(Verdict::Failure);
+    }
+
+    #[tokio::test]
+    async fn opens_only_with_the_minimum_number_of_calls() {
+        let breaker = Arc::new(Breaker::new(
+            "https://a.example".into(),
+            &settings(4, 10_000, 1),
+        ));
+        for _ in 0..3 {
+            fail(&breaker);
+        }
+        assert_eq!(breaker.state(), State::Closed);
+        fail(&breaker);
+        assert_eq!(breaker.state(), State::Open);
+        let err = breaker.permit().expect_err("open");
+        assert!(err.is_circuit_open());
+        assert!(
+            err.retry_after()
+                .is_some_and(|d| d <= Duration::from_secs(10))
+        );
+    }
+
+    #[tokio::test]
+    async fn successes_keep_the_ratio_below_the_threshold() {
+        let breaker = Arc::new(Breaker::new(
+            "https://a.example".into(),
+            &settings(4, 10_000, 1),
+        ));
+        for _ in 0..10 {
+            breaker
+                .permit()
+                .expect("permitted")
+                .record(Verdict::Success);
+            breaker
+                .permit()
+                .expect("permitted")
+                .record(Verdict::Success);
+            fail(&breaker);
+        }
+        assert_eq!(breaker.state(), State::Closed);
+    }
+
+    #[tokio::test]
+    async fn half_open_lets_exactly_the_configured_probes_through() {
+        let breaker = Arc::new(Breaker::new(
+            "https://a.example".into(),
+            &settings(1, 50, 2),
+        ));
+        fail(&breaker);
+        std::thread::sleep(Duration::from_millis(80));
+        let first = breaker.permit().expect("probe 1");
+        let second = breaker.permit().expect("probe 2");
+        assert!(
+            breaker
+                .permit()
+                .expect_err("no third probe")
+                .is_circuit_open()
+        );
+        drop(second); // cancelled: its slot comes back
+        let again = breaker.permit().expect("the slot was returned");
+        first.record(Verdict::Success);
+        assert_eq!(breaker.state(), State::Closed);
+        drop(again);
+        assert!(breaker.permit().is_ok());
+    }
+
+    #[tokio::test]
+    async fn failed_probe_reopens() {
+        let breaker = Arc::new(Breaker::new(
+            "https://a.example".into(),
+            &settings(1, 50, 1),
+        ));
+        fail(&breaker);
+        std::thread::sleep(Duration::from_millis(80));
+        fail(&breaker);
+        assert_eq!(breaker.state(), State::Open);
+    }
+
+    #[test]
+    fn client_errors_count_as_success() {
+        for (status, verdict) in [
+            (404, Verdict::Success),
+            (401, Verdict::Success),
+            (422, Verdict::Success),
+            (408, Verdict::Failure),
+            (429, Verdict::Failure),
+            (500, Verdict::Failure),
+            (503, Verdict::Failure),
+        ] {
+            let status = StatusCode::from_u16(status).expect("status");
+            assert_eq!(Verdict::of_status(status), verdict, "{status}");
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Circuit breaker and rate limit settings of [`ClientBuilder`].
+
+use std::time::Duration;
+
+use super::ClientBuilder;
+use crate::profile::sections::RateLimit;
+
+impl ClientBuilder {
+    /// Turns the per-origin circuit breaker on or off. Profile key: `circuit_breaker.enabled`.
+    /// Default: on.
+    pub fn circuit_breaker_enabled(mut self, enabled: bool) -> ClientBuilder {
+        self.settings.circuit_breaker.enabled = enabled;
+        self
+    }
+
+    /// The share of failed calls in the window that opens the breaker. Profile key:
+    /// `circuit_breaker.failure_ratio`. Default: 0.5.
+    pub fn circuit_breaker_failure_ratio(mut self, ratio: f64) -> ClientBuilder {
+        self.settings.circuit_breaker.failure_ratio = ratio;
+        self
+    }
+
+    /// Calls needed in the window before the ratio counts. Profile key:
+    /// `circuit_breaker.minimum_requests`. Default: 10.
+    pub fn circuit_breaker_minimum_requests(mut self, minimum: u32) -> ClientBuilder {
+        self.settings.circuit_breaker.minimum_requests = minimum;
+        self
+    }
+
+    /// The sliding window outcomes are counted over. Profile key: `circuit_breaker.window`.
+    /// Default: 30 s.
+    pub fn circuit_breaker_window(mut self, window: Duration) -> ClientBuilder {
+        self.settings.circuit_breaker.window = window;
+        self
+    }
+
+    /// How long an open breaker fails calls fast before letting probes through. Profile key:
+    /// `circuit_breaker.open_for`. Default: 15 s.
+    pub fn circuit_breaker_open_for(mut self, open_for: Duration) -> ClientBuilder {
+        self.settings.circuit_breaker.open_for = open_for;
+        self
+    }
+
+    /// Probes let through when half-open. Profile key: `circuit_breaker.half_open_requests`.
+    /// Default: 1.
+    pub fn circuit_breaker_half_open_requests(mut self, probes: u32) -> ClientBuilder {
+        self.settings.circuit_breaker.half_open_requests = probes;
+        self
+    }
+
+    /// A client-side quota per origin. Profile keys: `rate_limit.requests_per_second` and
+    /// `rate_limit.burst` (`None`: one second's worth). Default: no quota.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.partner.example")
+    ///     .rate_limit(50.0, Some(100))
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn rate_limit(mut self, requests_per_second: f64, burst: Option<u32>) -> ClientBuilder {
+        self.settings.rate_limit = Some(RateLimit {
+            requests_per_second,
+            burst,
+        });
+        self
+    }
+}

@@ -1,0 +1,138 @@
+//! Rate-limit headers that say the quota is exhausted, and for how long.
+//!
+//! Understood, in this order:
+//! - `RateLimit` from the IETF httpapi ratelimit-headers draft, a structured-field list whose
+//!   items carry `r` (remaining) and `t` (seconds until reset): `"default";r=0;t=30`;
+//! - the draft's earlier separate fields: `RateLimit-Remaining: 0` with `RateLimit-Reset: 30`;
+//! - the common `X-RateLimit-Remaining: 0` with `X-RateLimit-Reset`, which some APIs send as
+//!   seconds and others (GitHub, Twitter) as a Unix timestamp.
+//!
+//! A pure function, so a fuzzer can call it: garbage is ignored, never a panic.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+
+/// Resets further away than this are treated as garbage.
+const ABSURD: Duration = Duration::from_secs(24 * 60 * 60);
+/// A reset value above this is a Unix timestamp, not a number of seconds.
+const EPOCH_THRESHOLD: u64 = 1_000_000_000;
+
+/// How long until the quota resets, if the headers say it is exhausted now.
+pub(crate) fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) = headers
+        .get_all("ratelimit")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(structured_item)
+        .max()
+    {
+        return Some(wait);
+    }
+    for (remaining, reset) in [
+        ("ratelimit-remaining", "ratelimit-reset"),
+        ("x-ratelimit-remaining", "x-ratelimit-reset"),
+    ] {
+        let remaining = number(headers, remaining);
+        if remaining == Some(0)
+            && let Some(reset) = number(headers, reset)
+        {
+            return reset_wait(reset, now);
+        }
+    }
+    None
+}
+
+/// One list item `name;r=0;t=30`: the wait when `r` is 0.
+fn structured_item(item: &str) -> Option<Duration> {
+    let mut remaining = None;
+    let mut reset = None;
+    for param in item.split(';').skip(1) {
+        let (key, value) = param.trim().split_once('=')?;
+        let value: u64 = value.trim().parse().ok()?;
+        match key.trim() {
+            "r" => remaining = Some(value),
+            "t" => reset = Some(value),
+            _ => {}
+        }
+    }
+    let wait = Duration::from_secs(reset?);
+    (remaining? == 0 && wait <= ABSURD).then_some(wait)
+}
+
+fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+fn reset_wait(reset: u64, now: SystemTime) -> Option<Duration> {
+    let wait = if reset > EPOCH_THRESHOLD {
+        let at = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    } else {
+        Duration::from_secs(reset)
+    };
+    (wait <= ABSURD).then_some(wait)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, value.parse().expect("value"));
+        }
+        map
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn structured_ratelimit_with_no_remaining_pauses() {
+        let h = headers(&[("ratelimit", r#""default";r=0;t=30"#)]);
+        assert_eq!(exhausted_for(&h, now()), Some(Duration::from_secs(30)));
+        let h = headers(&[("ratelimit", r#""burst";r=5;t=1, "daily";r=0;t=600"#)]);
+        assert_eq!(exhausted_for(&h, now()), Some(Duration::from_secs(600)));
+        let h = headers(&[("ratelimit", r#""default";r=3;t=30"#)]);
+        assert_eq!(exhausted_for(&h, now()), None);
+    }
+
+    #[test]
+    fn separate_fields_and_x_prefixed_fields_pause() {
+        let h = headers(&[("ratelimit-remaining", "0"), ("ratelimit-reset", "12")]);
+        assert_eq!(exhausted_for(&h, now()), Some(Duration::from_secs(12)));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1700000045"),
+        ]);
+        assert_eq!(exhausted_for(&h, now()), Some(Duration::from_secs(45)));
+        let h = headers(&[("x-ratelimit-remaining", "7"), ("x-ratelimit-reset", "5")]);
+        assert_eq!(exhausted_for(&h, now()), None);
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        for pairs in [
+            &[("ratelimit", "r=0;t=5")][..],
+            &[("ratelimit", r#""d";r=zero;t=5"#)],
+            &[("ratelimit", r#""d";r=0;t=-5"#)],
+            &[("ratelimit", r#""d";r=0;t=99999999999"#)],
+            &[("ratelimit", r#""d";r=0"#)],
+            &[("x-ratelimit-remaining", "0")],
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "soon"),
+            ],
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", "18446744073709551615"),
+            ],
+        ] {
+            assert_eq!(exhausted_for(&headers(pairs), now()), None, "{pairs:?}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Step 3: client-side pacing per origin.
+//!
+//! Two gates, both per origin and shared by a client's clones:
+//!
+//! - an optional quota (`rate_limit.requests_per_second`, `burst`), enforced with `governor`'s
+//!   GCRA: a call waits for its slot only if the slot comes before its deadline, and otherwise
+//!   fails at once with `is_rate_limited()` and the expected wait;
+//! - a "blocked until" gate, set when the server says to slow down (429 or 503 with
+//!   `Retry-After`, or rate-limit headers showing the quota exhausted, see [`headers`]). It pauses
+//!   every call to that origin, not just the retry of the call that saw it, and works without a
+//!   quota.
+//!
+//! Waiting is a plain sleep followed by a fresh check: a call dropped while it waits has taken
+//! nothing, so cancellation never leaks a slot.
+
+mod headers;
+
+use std::fmt;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota};
+use http::{HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::error::{Error, ErrorKind};
+use crate::profile::sections::RateLimit;
+
+pub(crate) use headers::exhausted_for;
+
+/// The pacing state of one origin.
+pub(crate) struct Limiter {
+    origin: String,
+    quota: Option<DefaultDirectRateLimiter>,
+    blocked_until: Mutex<Option<Instant>>,
+}
+
+impl fmt::Debug for Limiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Limiter")
+            .field("origin", &self.origin)
+            .field("quota", &self.quota.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The GCRA quota for validated settings.
+pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
+    let period = Duration::from_secs_f64(1.0 / limit.requests_per_second);
+    let burst = limit
+        .burst
+        .unwrap_or(limit.requests_per_second.ceil().min(f64::from(u32::MAX)) as u32);
+    Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst.max(1))?))
+}
+
+impl Limiter {
+    pub(crate) fn new(origin: String, quota: Option<Quota>) -> Limiter {
+        Limiter {
+            origin,
+            quota: quota.map(governor::RateLimiter::direct),
+            blocked_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits for this origin's next slot, or fails at once if it comes after `deadline`.
+    ///
+    /// # Cancellation
+    ///
+    /// Cancel-safe: a slot is taken only when this returns `Ok`.
+    pub(crate) async fn acquire(&self, deadline: Instant) -> Result<(), Error> {
+        loop {
+            let now = Instant::now();
+            let blocked = *self
+                .blocked_until
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(until) = blocked
+                && until > now
+            {
+                let wait = until - now;
+                if until >= deadline {
+                    return Err(self.refusal(
+                        format!(
+                            "calls to {} are paused: the server asked to slow down",
+                            self.origin
+                        ),
+                        wait,
+                    ));
+                }
+                tracing::debug!(origin = %self.origin, wait_ms = wait.as_millis() as u64, "waiting: origin paused");
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            let Some(quota) = &self.quota else {
+                return Ok(());
+            };
+            let wait = match quota.check() {
+                Ok(()) => return Ok(()),
+                Err(not_until) => not_until.wait_time_from(quota.clock().now()),
+            };
+            if now + wait >= deadline {
+                return Err(self.refusal(
+                    format!(
+                        "the next slot of rate_limit.requests_per_second for {} is too late",
+                        self.origin
+                    ),
+                    wait,
+                ));
+            }
+            tracing::debug!(origin = %self.origin, wait_ms = wait.as_millis() as u64, "waiting: rate limit");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn refusal(&self, detail: String, wait: Duration) -> Error {
+        Error::new(ErrorKind::RateLimited)
+            .with_detail(format!(
+                "{detail}; the wait of {} would pass the deadline",
+                humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+            ))
+            .with_retry_after(wait)
+    }
+
+    /// Step 7: pauses the origin when a response says to slow down. `retry_after` is the
+    /// response's already-parsed `Retry-After`; waits are capped at `max_wait`.
+    pub(crate) fn observe(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        retry_after: Option<Duration>,
+        max_wait: Duration,
+    ) {
+        let from_status = retry_after.filter(|_| matches!(status.as_u16(), 429 | 503));
+        let from_headers = || exhausted_for(headers, SystemTime::now());
+        let Some(wait) = from_status.or_else(from_headers) else {
+            return;
+        };
+        let wait = wait.min(max_wait);
+        if wait.is_zero() {
+            return;
+        }
+        let until = Instant::now() + wait;
+        let mut blocked = self
+            .blocked_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if blocked.is_none_or(|current| current < until) {
+            *blocked = Some(until);
+            tracing::info!(
+                origin = %self.origin,
+                status = status.as_u16(),
+                pause_ms = wait.as_millis() as u64,
+                "calls to origin paused"
+            );
+        }
+    }
+}
