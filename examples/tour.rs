@@ -17,6 +17,8 @@ async fn demo_api() -> TestServer {
     let bomb = Reply::gzip_bomb(64 * 1024 * 1024);
     let flaky = AtomicUsize::new(0);
     let busy = AtomicUsize::new(0);
+    let search = AtomicUsize::new(0);
+    let outage_over = std::sync::atomic::AtomicBool::new(false);
     let tokens = Tokens::default();
     TestServer::start(move |request| match request.path() {
         "/oauth/token" => tokens.issue(),
@@ -41,6 +43,18 @@ async fn demo_api() -> TestServer {
             Reply::status(429).header("retry-after", "1")
         }
         "/v1/busy" => Reply::json(200, r#"{"ok":true}"#),
+        // Down until healed, for the circuit breaker.
+        "/v1/outage" if !outage_over.load(Ordering::SeqCst) => Reply::status(503),
+        "/v1/outage" => Reply::json(200, r#"{"ok":true}"#),
+        "/v1/admin/heal" => {
+            outage_over.store(true, Ordering::SeqCst);
+            Reply::status(204)
+        }
+        // Asks to slow down once, for the pacing step.
+        "/v1/search" if search.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::status(429).header("retry-after", "1")
+        }
+        "/v1/search" => Reply::json(200, r#"{"results":[]}"#),
         "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),
         "/v1/reports/slow" => Reply::Stall,
         "/v1/export" => Reply::ok(vec![b'x'; 4 * 1024 * 1024]),
@@ -207,6 +221,9 @@ async fn main() -> anyhow::Result<()> {
     );
 
     step(7, "Retries that cannot cause harm");
+    // The steps above failed often enough to open this client's circuit breaker for the demo
+    // API (see step 9); a fresh client from the same profile starts with fresh per-origin state.
+    let partner = Client::from_profile(profiles.get("partner")?)?;
     let response = partner.get("/flaky").send().await?;
     println!(
         "GET /flaky -> {} after {} attempts (two 503s, retried with jittered backoff)",
@@ -312,6 +329,85 @@ async fn main() -> anyhow::Result<()> {
     ensure!(
         !format!("{crm:?}").contains("demo-token")
             && !format!("{crm:?}").contains("demo-client-secret")
+    );
+
+    step(
+        9,
+        "Shedding and pacing: circuit breaker, Retry-After pauses, kill switch",
+    );
+    let shedding = Client::builder()
+        .base_url(format!("{}/v1", api.origin()))
+        .allow_insecure_http(true)
+        .max_attempts(1)
+        .circuit_breaker_minimum_requests(5)
+        .circuit_breaker_open_for(std::time::Duration::from_secs(1))
+        .build()?;
+    let outage_hits = || {
+        api.requests()
+            .iter()
+            .filter(|r| r.path() == "/v1/outage")
+            .count()
+    };
+    for _ in 0..5 {
+        shedding.get("/outage").send().await?;
+    }
+    println!("5 calls to a failing endpoint -> 503 each; the breaker opens");
+    let started = tokio::time::Instant::now();
+    let mut last = None;
+    for _ in 0..100 {
+        last = shedding.get("/outage").send().await.err();
+    }
+    let last = last.expect("shed");
+    println!(
+        "100 more calls fail fast in {:?} in all, none reaching the server ({} requests so far): {last}",
+        started.elapsed(),
+        outage_hits()
+    );
+    ensure!(last.is_circuit_open() && outage_hits() == 5);
+    partner
+        .post(format!("{}/v1/admin/heal", api.origin()))
+        .send()
+        .await?;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let response = shedding.get("/outage").send().await?;
+    println!(
+        "The partner recovers; after open_for (1 s) one probe goes out -> {}: the breaker closes",
+        response.status()
+    );
+    ensure!(response.status() == 200 && shedding.get("/outage").send().await?.status() == 200);
+
+    let response = shedding.get("/search").send().await?;
+    println!(
+        "GET /search -> {} with Retry-After: 1: calls to this origin pause",
+        response.status()
+    );
+    let started = tokio::time::Instant::now();
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let shedding = shedding.clone();
+        calls.spawn(async move { shedding.get("/search").send().await.map(|r| r.status()) });
+    }
+    while let Some(status) = calls.join_next().await {
+        ensure!(status?? == 200);
+    }
+    println!(
+        "3 concurrent calls waited {:?} for the pause, then went out",
+        started.elapsed()
+    );
+    ensure!(started.elapsed() >= std::time::Duration::from_millis(800));
+
+    shedding.isolate();
+    let err = shedding
+        .get("/contacts/42")
+        .send()
+        .await
+        .expect_err("isolated");
+    println!("Kill switch: client.isolate() -> {err}");
+    ensure!(err.is_isolated());
+    shedding.restore();
+    println!(
+        "client.restore() -> {}",
+        shedding.get("/contacts/42").send().await?.status()
     );
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());

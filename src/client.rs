@@ -337,8 +337,9 @@ impl Client {
 
     fn check_isolation(&self) -> Result<()> {
         if self.shared.isolated.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Isolated)
-                .with_detail("the client is isolated (Client::isolate); no call goes out"));
+            return Err(Error::new(ErrorKind::Isolated).with_detail(
+                "Client::isolate was called; no call goes out until Client::restore",
+            ));
         }
         Ok(())
     }

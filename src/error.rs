@@ -297,7 +297,8 @@ impl fmt::Display for Error {
             write!(f, ", status {}", status.as_u16())?;
         }
         if let Some(after) = inner.retry_after {
-            write!(f, ", retry after {}", humantime::format_duration(after))?;
+            let shown = Duration::from_millis(after.as_millis() as u64);
+            write!(f, ", retry after {}", humantime::format_duration(shown))?;
         }
         if inner.attempts > 1 {
             write!(f, ", after {} attempts", inner.attempts)?;

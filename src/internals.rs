@@ -134,3 +134,70 @@ impl TokenCacheProbe {
         self.cache.token().await.map(drop)
     }
 }
+
+/// One origin's circuit breaker with the default `[circuit_breaker]` settings.
+#[derive(Debug)]
+pub struct BreakerProbe {
+    breaker: std::sync::Arc<crate::breaker::Breaker>,
+}
+
+impl Default for BreakerProbe {
+    fn default() -> Self {
+        let settings = crate::profile::sections::CircuitBreaker::default();
+        BreakerProbe {
+            breaker: std::sync::Arc::new(crate::breaker::Breaker::new(
+                "https://probe.example".into(),
+                &settings,
+            )),
+        }
+    }
+}
+
+impl BreakerProbe {
+    /// One attempt through the breaker: the permit, then the verdict. `false` when shed.
+    pub fn attempt(&self, success: bool) -> bool {
+        match self.breaker.permit() {
+            Ok(permit) => {
+                permit.record(if success {
+                    crate::breaker::Verdict::Success
+                } else {
+                    crate::breaker::Verdict::Failure
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// One origin's rate limiter.
+#[derive(Debug)]
+pub struct LimiterProbe {
+    limiter: crate::ratelimit::Limiter,
+}
+
+impl LimiterProbe {
+    /// A limiter with a quota of `requests_per_second` (and one second of burst), or none.
+    pub fn new(requests_per_second: Option<f64>) -> LimiterProbe {
+        let quota = requests_per_second.and_then(|rps| {
+            crate::ratelimit::quota(&crate::profile::sections::RateLimit {
+                requests_per_second: rps,
+                burst: None,
+            })
+        });
+        LimiterProbe {
+            limiter: crate::ratelimit::Limiter::new("https://probe.example".into(), quota),
+        }
+    }
+
+    /// Takes a slot, waiting if one comes within a minute.
+    ///
+    /// # Errors
+    ///
+    /// `is_rate_limited()` if no slot comes within a minute.
+    pub async fn acquire(&self) -> crate::Result<()> {
+        self.limiter
+            .acquire(tokio::time::Instant::now() + Duration::from_secs(60))
+            .await
+    }
+}

@@ -1,0 +1,204 @@
+//! Pacing: a client-side quota, a per-origin pause when the server says to slow down, and the
+//! kill switch.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use outbound::{Client, ClientBuilder};
+use support::{Reply, TestServer};
+use tokio::time::Instant;
+
+/// One attempt per call, so pauses are seen by the *next* call, not a retry.
+fn single(server: &TestServer) -> ClientBuilder {
+    support::client_for(server).max_attempts(1)
+}
+
+#[tokio::test]
+async fn five_per_second_with_burst_one_paces_ten_calls() {
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = single(&server)
+        .rate_limit(5.0, Some(1))
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    for _ in 0..10 {
+        client.get("/x").send().await.expect("paced, not refused");
+    }
+    let elapsed = started.elapsed();
+    // Nine gaps of 200 ms.
+    assert!(elapsed >= Duration::from_millis(1500), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    let seen = server.requests();
+    for pair in seen.windows(2) {
+        assert!(pair[1].at - pair[0].at >= Duration::from_millis(150));
+    }
+}
+
+#[tokio::test]
+async fn a_wait_past_the_deadline_fails_fast() {
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = single(&server)
+        .rate_limit(1.0, Some(1))
+        .build()
+        .expect("client");
+    client.get("/x").send().await.expect("the burst slot");
+    let started = Instant::now();
+    let err = client
+        .get("/x")
+        .timeout(Duration::from_millis(300))
+        .send()
+        .await
+        .expect_err("the next slot is a second away");
+    assert!(err.is_rate_limited(), "{err}");
+    assert!(
+        err.retry_after()
+            .is_some_and(|d| d > Duration::from_millis(500)),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(server.hits(), 1);
+}
+
+async fn assert_next_call_waits(client: &Client, server: &TestServer, at_least: Duration) {
+    client.get("/first").send().await.expect("answered");
+    client
+        .get("/second")
+        .send()
+        .await
+        .expect("waited, then sent");
+    let seen = server.requests();
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= at_least,
+        "the next call reached the server after {gap:?}"
+    );
+    assert!(gap < at_least + Duration::from_secs(2), "{gap:?}");
+}
+
+#[tokio::test]
+async fn too_many_requests_with_retry_after_pauses_the_origin_but_not_others() {
+    let server = TestServer::script(vec![
+        Reply::status(429).header("retry-after", "2"),
+        Reply::ok(""),
+    ])
+    .await;
+    let other = TestServer::always(Reply::ok("")).await;
+    let client = single(&server).build().expect("client");
+    let response = client.get("/first").send().await.expect("the 429 itself");
+    assert_eq!(response.status(), 429);
+    let started = Instant::now();
+    client
+        .get(other.url("/elsewhere"))
+        .send()
+        .await
+        .expect("other origin");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "another origin was slowed"
+    );
+    client.get("/second").send().await.expect("after the pause");
+    let seen = server.requests();
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "reached the server early: {gap:?}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_a_date_pauses_the_origin() {
+    let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    let server = TestServer::script(vec![
+        Reply::status(503).header("retry-after", &at),
+        Reply::ok(""),
+    ])
+    .await;
+    let client = single(&server).build().expect("client");
+    assert_next_call_waits(&client, &server, Duration::from_millis(900)).await;
+}
+
+#[tokio::test]
+async fn ratelimit_headers_showing_an_exhausted_quota_pause_the_origin() {
+    let server = TestServer::script(vec![
+        Reply::ok("")
+            .header("ratelimit-policy", r#""default";q=10;w=1"#)
+            .header("ratelimit", r#""default";r=0;t=1"#),
+        Reply::ok(""),
+    ])
+    .await;
+    let client = single(&server).build().expect("client");
+    assert_next_call_waits(&client, &server, Duration::from_millis(900)).await;
+
+    let server = TestServer::script(vec![
+        Reply::ok("")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "1"),
+        Reply::ok(""),
+    ])
+    .await;
+    let client = single(&server).build().expect("client");
+    assert_next_call_waits(&client, &server, Duration::from_millis(900)).await;
+}
+
+#[tokio::test]
+async fn a_pause_longer_than_the_deadline_fails_fast() {
+    let server = TestServer::script(vec![
+        Reply::status(429).header("retry-after", "30"),
+        Reply::ok(""),
+    ])
+    .await;
+    let client = single(&server).build().expect("client");
+    client.get("/x").send().await.expect("the 429");
+    let started = Instant::now();
+    let err = client
+        .get("/x")
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .expect_err("paused");
+    assert!(err.is_rate_limited(), "{err}");
+    assert!(
+        err.retry_after()
+            .is_some_and(|d| d > Duration::from_secs(25))
+    );
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test]
+async fn garbage_rate_limit_headers_are_ignored() {
+    let server = TestServer::script(vec![
+        Reply::status(429)
+            .header("retry-after", "soon")
+            .header("ratelimit", "r=zero;t=later")
+            .header("x-ratelimit-remaining", "0")
+            .header("x-ratelimit-reset", "-4"),
+        Reply::ok(""),
+    ])
+    .await;
+    let client = single(&server).build().expect("client");
+    client.get("/x").send().await.expect("the 429");
+    let started = Instant::now();
+    client.get("/x").send().await.expect("not paused");
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test]
+async fn isolate_fails_every_clone_fast_until_restored() {
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = support::client_for(&server).build().expect("client");
+    let clone = client.clone();
+    client.isolate();
+    assert!(clone.is_isolated());
+    for c in [&client, &clone] {
+        let err = c.get("/x").send().await.expect_err("isolated");
+        assert!(err.is_isolated(), "{err}");
+        assert_eq!(err.kind(), outbound::ErrorKind::Isolated);
+    }
+    assert_eq!(server.connections(), 0, "no I/O while isolated");
+    clone.restore();
+    assert!(!client.is_isolated());
+    client.get("/x").send().await.expect("restored");
+    assert_eq!(server.hits(), 1);
+}
