@@ -47,7 +47,7 @@ impl ClientBuilder {
     }
 
     /// The longest `Retry-After` the client waits for; a longer one ends the call at once with
-    /// [`Error::is_rate_limited`]. Profile key: `retry.max_retry_after`. Default: 60 s.
+    /// [`Error::is_rate_limited`](crate::Error::is_rate_limited). Profile key: `retry.max_retry_after`. Default: 60 s.
     pub fn max_retry_after(mut self, max: Duration) -> ClientBuilder {
         self.settings.retry.max_retry_after = max;
         self
