@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod server;
+pub mod tls;
 pub mod trace;
 
 pub use server::{Recorded, Reply, TestServer};

@@ -1,0 +1,143 @@
+//! TLS, where TLS is the point: real certificates from a throwaway CA, a real rustls server on
+//! loopback, and the profile's trust root, minimum version and client identity.
+
+mod support;
+
+use outbound::{Client, ClientBuilder, TlsVersion};
+use support::tls::{Pki, TLS12, TLS13, TlsServer, server_config};
+
+fn https(server: &TlsServer) -> ClientBuilder {
+    Client::builder()
+        .base_url(server.url())
+        .max_attempts(1)
+        .proxy(outbound::Proxy::None)
+}
+
+#[tokio::test]
+async fn extra_ca_file_is_trusted() {
+    let pki = Pki::new("ca");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let server = TlsServer::start(server_config(&leaf, &[&TLS13, &TLS12], None)).await;
+    let client = https(&server)
+        .tls_ca_file(pki.ca_file())
+        .build()
+        .expect("client");
+    let body = client
+        .get("/")
+        .send()
+        .await
+        .expect("trusted")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(body, "secure");
+}
+
+#[tokio::test]
+async fn unknown_ca_is_refused_as_a_connect_error() {
+    let pki = Pki::new("untrusted");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let server = TlsServer::start(server_config(&leaf, &[&TLS13, &TLS12], None)).await;
+    let err = https(&server)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect_err("untrusted");
+    assert!(err.is_connect(), "{err}");
+    assert_eq!(server.handshakes(), 0);
+}
+
+#[tokio::test]
+async fn minimum_version_tls13_refuses_a_tls12_only_server() {
+    let pki = Pki::new("version");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let server = TlsServer::start(server_config(&leaf, &[&TLS12], None)).await;
+    let strict = https(&server)
+        .tls_ca_file(pki.ca_file())
+        .tls_min_version(TlsVersion::Tls13)
+        .build()
+        .expect("client");
+    let err = strict.get("/").send().await.expect_err("TLS 1.2 only");
+    assert!(err.is_connect(), "{err}");
+    // The default minimum (TLS 1.2) talks to the same server: the version was the reason.
+    let default = https(&server)
+        .tls_ca_file(pki.ca_file())
+        .build()
+        .expect("client");
+    assert_eq!(
+        default.get("/").send().await.expect("TLS 1.2").status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn client_identity_is_presented_for_mutual_tls() {
+    let pki = Pki::new("mtls");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let client_leaf = pki.leaf("client", "orders-service.internal");
+    let server =
+        TlsServer::start(server_config(&leaf, &[&TLS13, &TLS12], Some(pki.ca_der()))).await;
+
+    let anonymous = https(&server)
+        .tls_ca_file(pki.ca_file())
+        .build()
+        .expect("client");
+    assert!(
+        anonymous.get("/").send().await.is_err(),
+        "the server requires a client certificate"
+    );
+
+    let identified = https(&server)
+        .tls_ca_file(pki.ca_file())
+        .tls_client_cert_file(&client_leaf.cert_file)
+        .tls_client_key_file(&client_leaf.key_file)
+        .build()
+        .expect("client");
+    assert_eq!(
+        identified.get("/").send().await.expect("mTLS").status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn unusable_tls_files_are_config_errors_naming_the_key() {
+    let pki = Pki::new("files");
+    let leaf = pki.leaf("client", "x.internal");
+    let not_pem = pki.dir.join("garbage.pem");
+    std::fs::write(&not_pem, "not a certificate").expect("write");
+
+    let err = Client::builder()
+        .base_url("https://api.partner.example")
+        .tls_ca_file(&not_pem)
+        .build()
+        .expect_err("no certificate");
+    assert!(
+        err.is_config() && err.to_string().contains("tls.ca_file"),
+        "{err}"
+    );
+
+    let err = Client::builder()
+        .base_url("https://api.partner.example")
+        .tls_client_cert_file(&leaf.cert_file)
+        .tls_client_key_file(pki.dir.join("missing.key"))
+        .build()
+        .expect_err("no key file");
+    assert!(
+        err.is_config() && err.to_string().contains("tls.client_key_file"),
+        "{err}"
+    );
+
+    let err = Client::builder()
+        .base_url("https://api.partner.example")
+        .tls_client_cert_file(&leaf.cert_file)
+        .tls_client_key_file(&not_pem)
+        .build()
+        .expect_err("not a key");
+    assert!(
+        err.is_config() && err.to_string().contains("tls.client_cert_file"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+}
