@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::CircuitBreaker as Settings;
 use crate::retry::Outcome;
+use crate::telemetry;
 
 const SLOTS: u32 = 10;
 
@@ -94,7 +95,7 @@ impl Verdict {
 impl Breaker {
     pub(crate) fn new(origin: String, settings: &Settings) -> Breaker {
         let observer = Arc::new(ObserverState {
-            origin,
+            origin: origin.into(),
             state: AtomicU8::new(State::Closed as u8),
             opened_at: Mutex::new(None),
             probes: AtomicU32::new(0),
@@ -199,7 +200,7 @@ impl Drop for Permit {
 // ===== observer =====
 
 struct ObserverState {
-    origin: String,
+    origin: Arc<str>,
     state: AtomicU8,
     opened_at: Mutex<Option<Instant>>,
     probes: AtomicU32,
@@ -227,13 +228,7 @@ impl ObserverState {
     fn transition(&self, to: State, reason: &'static str) {
         let from = self.state();
         self.state.store(to as u8, Ordering::Release);
-        tracing::info!(
-            origin = %self.origin,
-            from = from.name(),
-            to = to.name(),
-            reason,
-            "circuit breaker state changed"
-        );
+        telemetry::breaker_transition(&self.origin, from.name(), to.name(), reason);
     }
 }
 

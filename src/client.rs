@@ -28,7 +28,7 @@ use crate::redirect::{self, Hop, Wire};
 use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::{BodyContext, Response};
 use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryPolicy};
-use crate::telemetry;
+use crate::telemetry::{self, Labels};
 use crate::transport::{Deadline, Limit};
 
 /// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
@@ -163,12 +163,24 @@ impl Client {
     pub(crate) async fn execute(&self, request: PreparedRequest) -> Result<Response> {
         let s = &self.shared;
         let span = telemetry::call_span(&s.name, &request.method, &request.url, &s.redactor);
-        let result = self.call(request).instrument(span.clone()).await;
-        telemetry::record_outcome(&span, result.as_ref().map(Response::status));
+        let method = request.method.clone();
+        let started = Instant::now();
+        let mut labels = None;
+        let result = self
+            .call(request, &mut labels)
+            .instrument(span.clone())
+            .await;
+        let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
+        telemetry::call_finished(&span, labels.as_ref(), &method, outcome, started.elapsed());
         result
     }
 
-    async fn call(&self, request: PreparedRequest) -> Result<Response> {
+    /// The pipeline. Sets `labels` once the origin is known, for the call's metrics.
+    async fn call(
+        &self,
+        request: PreparedRequest,
+        labels: &mut Option<Labels>,
+    ) -> Result<Response> {
         let s = &self.shared;
         let started = Instant::now();
         let total = request.timeout.unwrap_or(s.settings.timeouts.total);
@@ -199,7 +211,14 @@ impl Client {
             s.settings.retry.auto_idempotency_key,
         );
         let origin = s.origins.get(&url);
+        *labels = Some(origin.labels.clone());
         origin.budget.deposit();
+        if let (Some(max), Some(body)) = (s.body.log, &body) {
+            let content_type = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            telemetry::body("request", content_type, body, &s.redactor, max);
+        }
         let wire = Wire {
             http: &s.http,
             gate: &s.gate,
@@ -243,8 +262,12 @@ impl Client {
             mark_sensitive(&mut hop.headers, &s.redactor);
 
             // 5. transport (and redirects, if the profile follows them)
-            let deadline =
-                Deadline::for_attempt(Instant::now(), s.settings.timeouts.attempt(), call_deadline);
+            let attempt_started = Instant::now();
+            let deadline = Deadline::for_attempt(
+                attempt_started,
+                s.settings.timeouts.attempt(),
+                call_deadline,
+            );
             sent += 1;
             let result = redirect::send(&wire, hop, deadline).await;
 
@@ -301,9 +324,10 @@ impl Client {
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(Instant::now()),
             };
+            telemetry::attempt_finished(&attempt, attempt_started.elapsed());
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
-                    telemetry::retry_scheduled(&attempt, after);
+                    telemetry::retry_scheduled(&attempt, after, &origin.labels);
                     drop(result);
                     tokio::time::sleep(after).await;
                     number += 1;
@@ -311,7 +335,7 @@ impl Client {
                 }
                 Decision::Stop(stop) => stop,
             };
-            telemetry::retry_stopped(&attempt, stop);
+            telemetry::retry_stopped(&attempt, stop, &origin.labels);
             return match result {
                 Ok((response, final_url)) => {
                     let response = Response::new(
@@ -357,14 +381,14 @@ impl Client {
     /// ```
     pub fn isolate(&self) {
         if !self.shared.isolated.swap(true, Ordering::AcqRel) {
-            tracing::warn!(profile = %self.shared.name, "client isolated: every call fails fast");
+            telemetry::isolation(&self.shared.name, true);
         }
     }
 
     /// Lifts [`isolate`](Client::isolate).
     pub fn restore(&self) {
         if self.shared.isolated.swap(false, Ordering::AcqRel) {
-            tracing::warn!(profile = %self.shared.name, "client restored: calls go out again");
+            telemetry::isolation(&self.shared.name, false);
         }
     }
 

@@ -67,6 +67,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// A short snake_case name, for the `error.type` span field and metric labels.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Config => "config",
+            ErrorKind::Builder => "builder",
+            ErrorKind::Disallowed => "disallowed",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Request => "request",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Body => "body",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Status => "status",
+            ErrorKind::CircuitOpen => "circuit_open",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Isolated => "isolated",
+        }
+    }
+
     fn phrase(self) -> &'static str {
         match self {
             ErrorKind::Config => "invalid configuration",

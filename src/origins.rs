@@ -13,6 +13,7 @@ use url::Url;
 use crate::breaker::Breaker;
 use crate::ratelimit::Limiter;
 use crate::retry::RetryBudget;
+use crate::telemetry::Labels;
 
 /// Origins tracked individually per client.
 pub(crate) const MAX_ORIGINS: usize = 256;
@@ -27,6 +28,7 @@ pub(crate) struct PerOrigin<T> {
 /// Everything a client keeps per origin.
 #[derive(Debug)]
 pub(crate) struct Origin {
+    pub(crate) labels: Labels,
     pub(crate) budget: RetryBudget,
     /// `None` when `circuit_breaker.enabled = false`.
     pub(crate) breaker: Option<Arc<Breaker>>,

@@ -15,6 +15,7 @@ use url::Url;
 use crate::error::{Error, ErrorKind, Result};
 use crate::profile::sections::Timeouts;
 use crate::redact::{RedactedUrl, Redactor};
+use crate::telemetry;
 use crate::transport::{self, Deadline};
 
 /// An HTTP response. Its body is read at most once, by [`bytes`](Response::bytes),
@@ -42,6 +43,8 @@ pub(crate) struct BodyContext {
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) max_bytes: u64,
     pub(crate) timeouts: Timeouts,
+    /// `Some(max)` when the profile logs bodies.
+    pub(crate) log: Option<usize>,
 }
 
 impl Response {
@@ -114,7 +117,16 @@ impl Response {
         };
         match transport::read_body(&mut self.inner, limit, self.deadline, &self.ctx.timeouts).await
         {
-            Ok(body) => Ok(body),
+            Ok(body) => {
+                if let Some(max) = self.ctx.log {
+                    let content_type = self
+                        .headers()
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok());
+                    telemetry::body("response", content_type, &body, &self.ctx.redactor, max);
+                }
+                Ok(body)
+            }
             Err(err) => Err(self.with_context(err)),
         }
     }

@@ -1,70 +1,341 @@
-//! Span and event helpers. Every field that may hold a URL is recorded through the redactor.
+//! Spans, events and metrics: the one place that names them.
+//!
+//! - **Spans** follow the OpenTelemetry HTTP client conventions: one INFO `http.client` span per
+//!   logical call (`http.request.method`, `server.address`, `server.port`, `url.full` redacted,
+//!   `http.response.status_code`, `http.request.resend_count`, `error.type`, plus
+//!   `outbound.profile` and `outbound.attempts`), and a DEBUG event per attempt.
+//! - **Events** for the decisions a person needs to see: a retry scheduled or refused (and why),
+//!   breaker state changes, pauses and waits for rate limits, token fetches and failures (never
+//!   the token), isolation on and off.
+//! - **Metrics** through the `metrics` facade, named after the OpenTelemetry conventions
+//!   (durations in seconds) and labelled with low-cardinality values only: profile, origin host,
+//!   method, status class, outcome, reason. Never a URL, a path or an id.
+//!
+//! Field values are formatted lazily (`%` display adapters), so with no subscriber, or with the
+//! level disabled, a call pays for little more than a few atomic loads.
 
-use http::Method;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, StatusCode};
 use tracing::Span;
 use url::Url;
 
+use crate::error::Error;
 use crate::redact::Redactor;
+use crate::retry::{Attempt, Outcome, StopReason};
 
-/// The span of one logical call, named after the OpenTelemetry HTTP client convention.
+/// Metric names (OpenTelemetry HTTP client conventions, then ours under `outbound.`).
+pub(crate) mod metric {
+    /// Histogram, seconds: from `send` to the response head (or the error).
+    pub(crate) const REQUEST_DURATION: &str = "http.client.request.duration";
+    /// Counter: logical calls.
+    pub(crate) const REQUESTS: &str = "outbound.client.requests";
+    /// Histogram: requests sent per logical call.
+    pub(crate) const ATTEMPTS: &str = "outbound.client.attempts";
+    /// Counter: retries, by reason.
+    pub(crate) const RETRIES: &str = "outbound.client.retries";
+    /// Counter: retryable outcomes that were not retried, by reason.
+    pub(crate) const RETRIES_REFUSED: &str = "outbound.client.retries_refused";
+    /// Gauge: 0 closed, 1 half-open, 2 open.
+    pub(crate) const BREAKER_STATE: &str = "outbound.client.circuit_breaker.state";
+    /// Histogram, seconds: time spent waiting for a rate limit slot or pause.
+    pub(crate) const RATE_LIMIT_WAIT: &str = "outbound.client.rate_limit.wait";
+    /// Counter: server-requested pauses.
+    pub(crate) const RATE_LIMIT_PAUSES: &str = "outbound.client.rate_limit.pauses";
+    /// Counter: token requests, by result.
+    pub(crate) const TOKEN_REQUESTS: &str = "outbound.client.token.requests";
+}
+
+/// The low-cardinality labels of one call, shared per origin so a call allocates none.
+#[derive(Debug, Clone)]
+pub(crate) struct Labels {
+    pub(crate) profile: Arc<str>,
+    pub(crate) host: Arc<str>,
+}
+
+impl Labels {
+    /// Labels for `origin` (`scheme://host:port`, or a placeholder for the overflow entry).
+    pub(crate) fn new(profile: &str, origin: &str) -> Labels {
+        let profile = if profile.is_empty() {
+            "default"
+        } else {
+            profile
+        };
+        let host = Url::parse(origin)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "other".to_owned());
+        Labels {
+            profile: profile.into(),
+            host: host.into(),
+        }
+    }
+}
+
+// ===== spans =====
+
+/// The span of one logical call.
 pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Redactor) -> Span {
-    tracing::debug_span!(
+    tracing::info_span!(
         "http.client",
-        outbound.profile = profile,
+        otel.kind = "client",
+        otel.name = %method,
         http.request.method = %method,
         server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
         url.full = %redactor.url(url),
+        outbound.profile = profile,
         http.response.status_code = tracing::field::Empty,
+        http.request.resend_count = tracing::field::Empty,
+        outbound.attempts = tracing::field::Empty,
         error.type = tracing::field::Empty,
     )
 }
 
-/// Records how the call ended on its span and in one DEBUG event inside it.
-pub(crate) fn record_outcome(span: &Span, outcome: Result<http::StatusCode, &crate::Error>) {
-    let _entered = span.enter();
-    match outcome {
-        Ok(status) => {
+/// Records how a call ended: span fields, one DEBUG event, and the call metrics.
+pub(crate) fn call_finished(
+    span: &Span,
+    labels: Option<&Labels>,
+    method: &Method,
+    outcome: Result<(StatusCode, u32), &Error>,
+    elapsed: Duration,
+) {
+    let (status, attempts) = match outcome {
+        Ok((status, attempts)) => (Some(status), attempts),
+        Err(err) => (err.status(), err.attempts()),
+    };
+    let error_type: Option<&'static str> = match outcome {
+        Ok((status, _)) if status.as_u16() >= 400 => Some(status_str(status)),
+        Ok(_) => None,
+        Err(err) => Some(err.kind().as_str()),
+    };
+    if !span.is_disabled() {
+        if let Some(status) = status {
             span.record("http.response.status_code", status.as_u16());
-            tracing::debug!(status = status.as_u16(), "response received");
         }
-        Err(err) => {
-            span.record("error.type", tracing::field::debug(err.kind()));
-            tracing::debug!(error = %err, "call failed");
+        span.record("outbound.attempts", attempts);
+        if attempts > 1 {
+            span.record("http.request.resend_count", attempts - 1);
         }
+        if let Some(error_type) = error_type {
+            span.record("error.type", error_type);
+        }
+        let _entered = span.enter();
+        match outcome {
+            Ok((status, _)) => tracing::debug!(status = status.as_u16(), attempts, "call finished"),
+            Err(err) => tracing::debug!(error = %err, attempts, "call failed"),
+        }
+    }
+    let Some(labels) = labels else {
+        return;
+    };
+    let outcome_label = match outcome {
+        Ok((status, _)) if status.as_u16() >= 400 => "http_error",
+        Ok(_) => "ok",
+        Err(err) => err.kind().as_str(),
+    };
+    let class = status.map_or("none", status_class);
+    let tags = [
+        ("outbound.profile", labels.profile.clone()),
+        ("server.address", labels.host.clone()),
+        ("http.request.method", Arc::from(method.as_str())),
+        ("http.response.status_class", Arc::from(class)),
+        ("outcome", Arc::from(outcome_label)),
+    ];
+    metrics::histogram!(metric::REQUEST_DURATION, &tags).record(elapsed.as_secs_f64());
+    metrics::counter!(metric::REQUESTS, &tags).increment(1);
+    metrics::histogram!(
+        metric::ATTEMPTS,
+        "outbound.profile" => labels.profile.clone(),
+        "server.address" => labels.host.clone()
+    )
+    .record(f64::from(attempts));
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
     }
 }
 
-/// A retry is coming: why, and after how long.
-pub(crate) fn retry_scheduled(attempt: &crate::retry::Attempt<'_>, after: std::time::Duration) {
+fn status_str(status: StatusCode) -> &'static str {
+    // Low cardinality by construction: the three-digit code.
+    match status.as_u16() {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        408 => "408",
+        409 => "409",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        code if code < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+// ===== attempts and retries =====
+
+/// Why an attempt was (or would have been) retried, for events and the `reason` label.
+fn reason(outcome: &Outcome) -> &'static str {
+    match *outcome {
+        Outcome::Response { status, .. } => status_str(status),
+        Outcome::Failed { kind, .. } => kind.as_str(),
+    }
+}
+
+/// One attempt finished.
+pub(crate) fn attempt_finished(attempt: &Attempt<'_>, elapsed: Duration) {
     tracing::debug!(
         attempt = attempt.number,
-        outcome = %OutcomeField(&attempt.outcome),
-        backoff_ms = after.as_millis() as u64,
-        "retry scheduled"
+        outcome = reason(&attempt.outcome),
+        elapsed_ms = elapsed.as_millis() as u64,
+        "attempt finished"
     );
 }
 
-/// The call ends with this attempt; when it ended on a retryable outcome, say why it stopped.
-pub(crate) fn retry_stopped(attempt: &crate::retry::Attempt<'_>, stop: crate::retry::StopReason) {
-    if stop != crate::retry::StopReason::Final {
-        tracing::debug!(
-            attempt = attempt.number,
-            outcome = %OutcomeField(&attempt.outcome),
-            reason = ?stop,
-            "retry refused"
+/// A retry is coming: why, and after how long.
+pub(crate) fn retry_scheduled(attempt: &Attempt<'_>, after: Duration, labels: &Labels) {
+    let reason = reason(&attempt.outcome);
+    tracing::info!(
+        attempt = attempt.number,
+        reason,
+        backoff_ms = after.as_millis() as u64,
+        "retry scheduled"
+    );
+    metrics::counter!(
+        metric::RETRIES,
+        "outbound.profile" => labels.profile.clone(),
+        "server.address" => labels.host.clone(),
+        "reason" => reason
+    )
+    .increment(1);
+}
+
+/// The call ends with this attempt. When its outcome was retryable, say why it was not retried.
+pub(crate) fn retry_stopped(attempt: &Attempt<'_>, stop: StopReason, labels: &Labels) {
+    let why = match stop {
+        StopReason::Final | StopReason::AttemptsExhausted => return,
+        StopReason::NotReplaySafe => "not_replay_safe",
+        StopReason::BudgetExhausted => "budget_exhausted",
+        StopReason::RetryAfterTooLong { .. } => "retry_after_too_long",
+        StopReason::DeadlinePassed { .. } => "deadline",
+    };
+    tracing::info!(
+        attempt = attempt.number,
+        outcome = reason(&attempt.outcome),
+        why,
+        "retry refused"
+    );
+    metrics::counter!(
+        metric::RETRIES_REFUSED,
+        "outbound.profile" => labels.profile.clone(),
+        "server.address" => labels.host.clone(),
+        "reason" => why
+    )
+    .increment(1);
+}
+
+// ===== breaker, pacing, isolation =====
+
+/// A circuit breaker changed state.
+pub(crate) fn breaker_transition(
+    origin: &Arc<str>,
+    from: &'static str,
+    to: &'static str,
+    why: &'static str,
+) {
+    if to == "open" {
+        tracing::warn!(origin = %origin, from, to, reason = why, "circuit breaker state changed");
+    } else {
+        tracing::info!(origin = %origin, from, to, reason = why, "circuit breaker state changed");
+    }
+    let value = match to {
+        "closed" => 0.0,
+        "half_open" => 1.0,
+        _ => 2.0,
+    };
+    metrics::gauge!(metric::BREAKER_STATE, "server.address" => origin.clone()).set(value);
+}
+
+/// The server asked to slow down: every call to `origin` pauses.
+pub(crate) fn paused(origin: &Arc<str>, status: StatusCode, wait: Duration) {
+    tracing::info!(
+        origin = %origin,
+        status = status.as_u16(),
+        pause_ms = wait.as_millis() as u64,
+        "calls to origin paused"
+    );
+    metrics::counter!(metric::RATE_LIMIT_PAUSES, "server.address" => origin.clone()).increment(1);
+}
+
+/// A call waits for a rate limit (`cause`: `quota` or `pause`).
+pub(crate) fn rate_limit_wait(origin: &Arc<str>, cause: &'static str, wait: Duration) {
+    tracing::debug!(origin = %origin, cause, wait_ms = wait.as_millis() as u64, "waiting for rate limit");
+    metrics::histogram!(metric::RATE_LIMIT_WAIT, "server.address" => origin.clone(), "cause" => cause)
+        .record(wait.as_secs_f64());
+}
+
+/// The kill switch was turned on or off.
+pub(crate) fn isolation(profile: &str, isolated: bool) {
+    if isolated {
+        tracing::warn!(
+            outbound.profile = profile,
+            "client isolated: every call fails fast"
+        );
+    } else {
+        tracing::warn!(
+            outbound.profile = profile,
+            "client restored: calls go out again"
         );
     }
 }
 
-struct OutcomeField<'a>(&'a crate::retry::Outcome);
+// ===== tokens =====
 
-impl std::fmt::Display for OutcomeField<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            crate::retry::Outcome::Response { status, .. } => {
-                write!(f, "status {}", status.as_u16())
-            }
-            crate::retry::Outcome::Failed { kind, .. } => write!(f, "{kind:?}"),
-        }
+/// A token was fetched (never the token itself).
+pub(crate) fn token_fetched(token_url: &str, lifetime: Duration, refresh: bool) {
+    tracing::debug!(
+        token_url,
+        lifetime_s = lifetime.as_secs(),
+        refresh,
+        "access token fetched"
+    );
+    metrics::counter!(metric::TOKEN_REQUESTS, "result" => "ok").increment(1);
+}
+
+/// A token request failed.
+pub(crate) fn token_failed(token_url: &str, cause: &str, retry_in: Duration) {
+    tracing::warn!(
+        token_url,
+        cause,
+        retry_in_ms = retry_in.as_millis() as u64,
+        "access token request failed"
+    );
+    metrics::counter!(metric::TOKEN_REQUESTS, "result" => "error").increment(1);
+}
+
+// ===== bodies =====
+
+/// Logs a request or response body at DEBUG, masked, if the profile opted in.
+pub(crate) fn body(
+    direction: &'static str,
+    content_type: Option<&str>,
+    body: &[u8],
+    redactor: &Redactor,
+    max: usize,
+) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let shown = redactor.body(content_type, body, max);
+        tracing::debug!(direction, bytes = body.len(), body = %shown, "body");
     }
 }

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use super::token_endpoint::{TokenEndpoint, TokenFailure};
 use crate::error::Error;
+use crate::telemetry;
 
 const FAILURE_BACKOFF_MIN: Duration = Duration::from_millis(500);
 const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -167,6 +168,7 @@ impl TokenCache {
 
     /// Fetches a token and caches it, or records the failure. Called with the flight lock held.
     async fn refresh(&self, flight: &mut Flight) -> Result<Arc<Token>, Error> {
+        let refreshing = self.cached().is_some();
         let sent = Instant::now();
         match self.endpoint.fetch().await {
             Ok(issued) => {
@@ -180,11 +182,7 @@ impl TokenCache {
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 flight.failure = None;
-                tracing::debug!(
-                    token_url = %self.endpoint.shown_url(),
-                    lifetime_s = lifetime.as_secs(),
-                    "access token fetched"
-                );
+                telemetry::token_fetched(&self.endpoint.shown_url(), lifetime, refreshing);
                 Ok(token)
             }
             Err(failure) => {
@@ -192,12 +190,7 @@ impl TokenCache {
                 let backoff = FAILURE_BACKOFF_MIN
                     .saturating_mul(1 << consecutive.min(16).saturating_sub(1))
                     .min(FAILURE_BACKOFF_MAX);
-                tracing::warn!(
-                    token_url = %self.endpoint.shown_url(),
-                    cause = %failure.cause,
-                    retry_in_ms = backoff.as_millis() as u64,
-                    "access token request failed"
-                );
+                telemetry::token_failed(&self.endpoint.shown_url(), &failure.cause, backoff);
                 let err = failure.to_error();
                 let now = Instant::now();
                 flight.failure = Some(Failure {

@@ -28,6 +28,7 @@ use crate::ratelimit::{self, Limiter};
 use crate::redact::Redactor;
 use crate::response::BodyContext;
 use crate::retry::{RetryBudget, RetryPolicy};
+use crate::telemetry::Labels;
 use crate::transport;
 
 /// Builds a [`Client`]. Start from [`Client::builder`] or [`Client::builder_from`].
@@ -193,6 +194,40 @@ impl ClientBuilder {
         self
     }
 
+    /// More JSON fields masked in the body log. Profile key: `redact.json_fields`. The built-in
+    /// list (`password`, `secret`, `client_secret`, `access_token`, `token`, `api_key`, card
+    /// fields, …) always applies; names match ignoring case, `_` and `-`.
+    pub fn redact_json_fields<I, S>(mut self, names: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings
+            .redact
+            .json_fields
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Logs request and response bodies at DEBUG, with sensitive JSON fields, form parameters
+    /// and card numbers masked. Profile key: `log.bodies`. Default: `false`.
+    ///
+    /// # Security
+    ///
+    /// Masking covers the built-in lists and the profile's `redact.json_fields`; a secret in a
+    /// field with another name is logged. Turn this on to debug an integration, not for good.
+    pub fn log_bodies(mut self, log: bool) -> ClientBuilder {
+        self.settings.log.bodies = log;
+        self
+    }
+
+    /// Bodies larger than this are described in the body log, not shown. Profile key:
+    /// `log.max_body_bytes`. Default: 4096.
+    pub fn log_max_body_bytes(mut self, max: u64) -> ClientBuilder {
+        self.settings.log.max_body_bytes = max;
+        self
+    }
+
     /// More query parameters whose values are masked. Profile key: `redact.query_params`.
     pub fn redact_query_params<I, S>(mut self, names: I) -> ClientBuilder
     where
@@ -232,7 +267,11 @@ impl ClientBuilder {
                 .header_name()
                 .map(|name| name.as_str().to_owned()),
         );
-        let redactor = Arc::new(Redactor::new(&headers, &query_params));
+        let redactor = Arc::new(Redactor::new(
+            &headers,
+            &query_params,
+            &s.redact.json_fields,
+        ));
         let idempotency_header = HeaderName::from_bytes(s.retry.idempotency_header.as_bytes())
             .map_err(|_| {
                 Error::config(ConfigError::new(
@@ -245,7 +284,9 @@ impl ClientBuilder {
             redactor: redactor.clone(),
             max_bytes: s.max_response_bytes,
             timeouts: s.timeouts.clone(),
+            log: s.log.bodies.then_some(s.log.max_body_bytes as usize),
         });
+        let origins = origins(&name, &s);
         Ok(Client::from_shared(Shared {
             gate: OriginGate::new(&s, &base_url),
             name,
@@ -256,7 +297,7 @@ impl ClientBuilder {
             idempotency_header,
             body,
             retry: RetryPolicy::new(&s.retry),
-            origins: origins(&s),
+            origins,
             isolated: AtomicBool::new(false),
             settings: s,
         }))
@@ -264,11 +305,13 @@ impl ClientBuilder {
 }
 
 /// The per-origin state of a client with validated settings `s`.
-fn origins(s: &Settings) -> PerOrigin<Origin> {
+fn origins(name: &str, s: &Settings) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
     let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
     let quota = s.rate_limit.as_ref().and_then(ratelimit::quota);
+    let profile = name.to_owned();
     PerOrigin::new(move |origin| Origin {
+        labels: Labels::new(&profile, origin),
         budget: RetryBudget::new(budget_percent),
         breaker: breaker
             .as_ref()

@@ -174,6 +174,7 @@ impl fmt::Debug for Profile {
             .field("auth", &s.auth.as_ref().map(sections::Auth::kind_name))
             .field("tls", &s.tls)
             .field("redact", &s.redact)
+            .field("log", &s.log)
             .finish()
     }
 }

@@ -257,6 +257,25 @@ pub(crate) struct Redact {
     pub(crate) json_fields: Vec<String>,
 }
 
+/// `[profile.log]`: the opt-in debug log of bodies.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Log {
+    /// Log request and response bodies at DEBUG, masked. Off by default.
+    pub(crate) bodies: bool,
+    /// Bodies larger than this are described, not shown.
+    pub(crate) max_body_bytes: u64,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            bodies: false,
+            max_body_bytes: 4096,
+        }
+    }
+}
+
 /// The `proxy` key: `"system"` (reqwest's environment variables), `"none"`, or a URL.
 #[derive(Clone, Default, PartialEq)]
 pub enum Proxy {
@@ -326,6 +345,8 @@ pub(crate) struct Settings {
     pub(crate) tls: Tls,
     #[serde(default)]
     pub(crate) redact: Redact,
+    #[serde(default)]
+    pub(crate) log: Log,
 }
 
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -349,6 +370,7 @@ impl Default for Settings {
             auth: None,
             tls: Tls::default(),
             redact: Redact::default(),
+            log: Log::default(),
         }
     }
 }

@@ -183,6 +183,9 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
             "is required with the other half of the client identity".into(),
         );
     }
+    if !(1..=1024 * 1024).contains(&s.log.max_body_bytes) {
+        return err("log.max_body_bytes", "must be between 1 and 1048576".into());
+    }
     if let Some(bad) = s
         .redact
         .headers

@@ -17,7 +17,7 @@ mod headers;
 
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use governor::clock::Clock;
@@ -27,12 +27,13 @@ use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::RateLimit;
+use crate::telemetry;
 
 pub(crate) use headers::exhausted_for;
 
 /// The pacing state of one origin.
 pub(crate) struct Limiter {
-    origin: String,
+    origin: Arc<str>,
     quota: Option<DefaultDirectRateLimiter>,
     blocked_until: Mutex<Option<Instant>>,
 }
@@ -58,7 +59,7 @@ pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
 impl Limiter {
     pub(crate) fn new(origin: String, quota: Option<Quota>) -> Limiter {
         Limiter {
-            origin,
+            origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             blocked_until: Mutex::new(None),
         }
@@ -89,7 +90,7 @@ impl Limiter {
                         wait,
                     ));
                 }
-                tracing::debug!(origin = %self.origin, wait_ms = wait.as_millis() as u64, "waiting: origin paused");
+                telemetry::rate_limit_wait(&self.origin, "pause", wait);
                 tokio::time::sleep_until(until).await;
                 continue;
             }
@@ -109,7 +110,7 @@ impl Limiter {
                     wait,
                 ));
             }
-            tracing::debug!(origin = %self.origin, wait_ms = wait.as_millis() as u64, "waiting: rate limit");
+            telemetry::rate_limit_wait(&self.origin, "quota", wait);
             tokio::time::sleep(wait).await;
         }
     }
@@ -148,12 +149,7 @@ impl Limiter {
             .unwrap_or_else(PoisonError::into_inner);
         if blocked.is_none_or(|current| current < until) {
             *blocked = Some(until);
-            tracing::info!(
-                origin = %self.origin,
-                status = status.as_u16(),
-                pause_ms = wait.as_millis() as u64,
-                "calls to origin paused"
-            );
+            telemetry::paused(&self.origin, status, wait);
         }
     }
 }

@@ -5,6 +5,8 @@
 //! parameter, the URL's userinfo and its fragment. The built-in lists below are always on; a
 //! profile's `[redact]` section adds to them and cannot remove from them.
 
+mod body;
+
 use std::collections::HashSet;
 use std::fmt;
 
@@ -63,11 +65,13 @@ const SENSITIVE_QUERY_PARAMS: &[&str] = &[
 pub(crate) struct Redactor {
     headers: HashSet<HeaderName>,
     query_params: HashSet<String>,
+    /// Normalized (see [`body::normalize`]).
+    json_fields: HashSet<String>,
 }
 
 impl Default for Redactor {
     fn default() -> Self {
-        Redactor::new(&[], &[])
+        Redactor::new(&[], &[], &[])
     }
 }
 
@@ -83,7 +87,11 @@ impl fmt::Debug for Redactor {
 impl Redactor {
     /// The built-in lists plus the profile's extra header names and query parameter names.
     /// Names that are not valid header names cannot occur in a request and are skipped.
-    pub(crate) fn new(extra_headers: &[String], extra_query_params: &[String]) -> Self {
+    pub(crate) fn new(
+        extra_headers: &[String],
+        extra_query_params: &[String],
+        extra_json_fields: &[String],
+    ) -> Self {
         let headers = SENSITIVE_HEADERS
             .iter()
             .copied()
@@ -96,9 +104,51 @@ impl Redactor {
             .chain(extra_query_params.iter().map(String::as_str))
             .map(|name| name.trim().to_ascii_lowercase())
             .collect();
+        let json_fields = body::SENSITIVE_JSON_FIELDS
+            .iter()
+            .copied()
+            .chain(extra_json_fields.iter().map(String::as_str))
+            .map(body::normalize)
+            .collect();
         Redactor {
             headers,
             query_params,
+            json_fields,
+        }
+    }
+
+    /// A body for the debug log: JSON with sensitive fields masked, a form with sensitive
+    /// parameters masked, anything else only described. At most `max` bytes are considered.
+    pub(crate) fn body(&self, content_type: Option<&str>, bytes: &[u8], max: usize) -> String {
+        let kind = content_type.unwrap_or("no content type");
+        if bytes.len() > max {
+            return format!("<{} bytes of {kind}, over log.max_body_bytes>", bytes.len());
+        }
+        let is_json = content_type.is_some_and(|t| t.contains("json"))
+            || bytes.first().is_some_and(|b| matches!(b, b'{' | b'['));
+        if is_json {
+            return match serde_json::from_slice::<serde_json::Value>(bytes) {
+                Ok(mut value) => {
+                    let sensitive = |name: &str| self.json_fields.contains(&body::normalize(name));
+                    body::mask_json(&mut value, &sensitive);
+                    value.to_string()
+                }
+                Err(_) => format!("<{} bytes of invalid JSON>", bytes.len()),
+            };
+        }
+        if content_type.is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+            && let Ok(text) = std::str::from_utf8(bytes)
+        {
+            return self.query(text).to_string();
+        }
+        format!("<{} bytes of {kind}>", bytes.len())
+    }
+
+    /// A `Display` of a query string (or form body) with sensitive values masked.
+    fn query<'a>(&'a self, query: &'a str) -> RedactedQuery<'a> {
+        RedactedQuery {
+            query,
+            redactor: self,
         }
     }
 
@@ -167,23 +217,7 @@ impl fmt::Display for RedactedUrl<'_> {
         }
         f.write_str(url.path())?;
         if let Some(query) = url.query() {
-            f.write_str("?")?;
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    f.write_str("&")?;
-                }
-                let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-                // Compare the decoded name, so `api%5Fkey` is caught like `api_key`.
-                let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
-                    .next()
-                    .map(|(name, _)| name.into_owned())
-                    .unwrap_or_default();
-                if self.redactor.is_sensitive_param(&name) {
-                    write!(f, "{raw_name}={MASK}")?;
-                } else {
-                    f.write_str(pair)?;
-                }
-            }
+            write!(f, "?{}", self.redactor.query(query))?;
         }
         if url.fragment().is_some() {
             write!(f, "#{MASK}")?;
@@ -195,6 +229,34 @@ impl fmt::Display for RedactedUrl<'_> {
 impl fmt::Debug for RedactedUrl<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{self}\"")
+    }
+}
+
+/// A query string that shows itself with sensitive values masked.
+struct RedactedQuery<'a> {
+    query: &'a str,
+    redactor: &'a Redactor,
+}
+
+impl fmt::Display for RedactedQuery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, pair) in self.query.split('&').enumerate() {
+            if i > 0 {
+                f.write_str("&")?;
+            }
+            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            // Compare the decoded name, so `api%5Fkey` is caught like `api_key`.
+            let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
+                .next()
+                .map(|(name, _)| name.into_owned())
+                .unwrap_or_default();
+            if self.redactor.is_sensitive_param(&name) {
+                write!(f, "{raw_name}={MASK}")?;
+            } else {
+                f.write_str(pair)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -227,7 +289,9 @@ mod tests {
 
     fn show(url: &str) -> String {
         let url = Url::parse(url).expect("test URL parses");
-        Redactor::new(&[], &["sig2".into()]).url(&url).to_string()
+        Redactor::new(&[], &["sig2".into()], &[])
+            .url(&url)
+            .to_string()
     }
 
     #[test]
@@ -258,7 +322,7 @@ mod tests {
 
     #[test]
     fn sensitive_headers_are_masked_in_debug() {
-        let redactor = Redactor::new(&["X-Partner-Signature".into()], &[]);
+        let redactor = Redactor::new(&["X-Partner-Signature".into()], &[], &[]);
         let mut headers = HeaderMap::new();
         headers.insert("x-api-key", HeaderValue::from_static(CANARY));
         headers.insert("x-partner-signature", HeaderValue::from_static(CANARY));
@@ -266,5 +330,29 @@ mod tests {
         let shown = format!("{:?}", redactor.headers(&headers));
         assert!(!shown.contains(CANARY), "{shown}");
         assert!(shown.contains("application/json"), "{shown}");
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_are_masked_like_queries_and_other_bodies_only_described() {
+        let redactor = Redactor::new(&[], &[], &["pin".into()]);
+        let form = redactor.body(
+            Some("application/x-www-form-urlencoded"),
+            b"grant_type=client_credentials&client_secret=s3cr3t",
+            1024,
+        );
+        assert_eq!(form, "grant_type=client_credentials&client_secret=REDACTED");
+        assert_eq!(
+            redactor.body(Some("image/png"), b"\x89PNG", 1024),
+            "<4 bytes of image/png>"
+        );
+        let json = redactor.body(Some("application/json"), br#"{"Pin":"0000"}"#, 1024);
+        assert_eq!(json, r#"{"Pin":"************"}"#);
+        let big = redactor.body(Some("application/json"), &[b' '; 2048], 1024);
+        assert!(big.contains("over log.max_body_bytes"), "{big}");
     }
 }
