@@ -101,15 +101,13 @@ fn looks_like_card(text: &str) -> bool {
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, d)| {
-            if i % 2 == 1 {
-                (d * 2) % 9 + if d * 2 == 18 { 9 } else { 0 }
-            } else {
-                *d
-            }
+        .map(|(i, d)| match (i % 2 == 1, d * 2) {
+            (true, doubled) if doubled > 9 => doubled - 9,
+            (true, doubled) => doubled,
+            (false, _) => *d,
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]
