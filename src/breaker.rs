@@ -228,6 +228,10 @@ impl ObserverState {
     fn transition(&self, to: State, reason: &'static str) {
         let from = self.state();
         self.state.store(to as u8, Ordering::Release);
+        // failsafe reports "closed" when a breaker is created; only changes are news.
+        if from == to {
+            return;
+        }
         telemetry::breaker_transition(&self.origin, from.name(), to.name(), reason);
     }
 }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, Method};
 use tokio::time::Instant;
@@ -230,6 +230,7 @@ impl Client {
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,
         // which is what `attempts()` reports (it includes a resend after a 401).
         let (mut number, mut sent) = (1, 0);
+        let mut waited = Duration::ZERO;
         let mut resent_after_unauthorized = false;
         loop {
             self.check_isolation().map_err(|e| fail(e, sent))?;
@@ -324,12 +325,13 @@ impl Client {
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(Instant::now()),
             };
-            telemetry::attempt_finished(&attempt, attempt_started.elapsed());
+            telemetry::attempt_finished(&attempt, waited, attempt_started.elapsed());
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
                     telemetry::retry_scheduled(&attempt, after, &origin.labels);
                     drop(result);
                     tokio::time::sleep(after).await;
+                    waited = after;
                     number += 1;
                     continue;
                 }

@@ -77,6 +77,7 @@ impl Labels {
 
 /// The span of one logical call.
 pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Redactor) -> Span {
+    let profile = if profile.is_empty() { "default" } else { profile };
     tracing::info_span!(
         "http.client",
         otel.kind = "client",
@@ -164,7 +165,7 @@ fn status_class(status: StatusCode) -> &'static str {
 }
 
 fn status_str(status: StatusCode) -> &'static str {
-    // Low cardinality by construction: the three-digit code.
+    // Low cardinality by construction: common codes as themselves, others by class.
     match status.as_u16() {
         400 => "400",
         401 => "401",
@@ -178,8 +179,7 @@ fn status_str(status: StatusCode) -> &'static str {
         502 => "502",
         503 => "503",
         504 => "504",
-        code if code < 500 => "4xx",
-        _ => "5xx",
+        _ => status_class(status),
     }
 }
 
@@ -193,11 +193,12 @@ fn reason(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// One attempt finished.
-pub(crate) fn attempt_finished(attempt: &Attempt<'_>, elapsed: Duration) {
+/// One attempt finished, `waited` after the previous one (its backoff or `Retry-After`).
+pub(crate) fn attempt_finished(attempt: &Attempt<'_>, waited: Duration, elapsed: Duration) {
     tracing::debug!(
         attempt = attempt.number,
         outcome = reason(&attempt.outcome),
+        backoff_waited_ms = waited.as_millis() as u64,
         elapsed_ms = elapsed.as_millis() as u64,
         "attempt finished"
     );
