@@ -43,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
         .build()?;
 
     eprintln!("--- outbound at INFO: the retry decision is logged");
-    client.get("/v1/orders?api_key=sk_live_abc123").send().await?;
+    client
+        .get("/v1/orders?api_key=sk_live_abc123")
+        .send()
+        .await?;
 
     eprintln!("--- raising outbound to DEBUG at runtime: every attempt is logged too");
     handle.modify(|targets| {

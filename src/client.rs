@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
     pub(crate) origins: PerOrigin<Origin>,
+    /// The metric labels of calls refused before they had an origin.
+    pub(crate) labels: Labels,
     pub(crate) isolated: AtomicBool,
 }
 
@@ -171,7 +173,10 @@ impl Client {
             .instrument(span.clone())
             .await;
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
-        telemetry::call_finished(&span, labels.as_ref(), &method, outcome, started.elapsed());
+        // A call refused before it had an origin (isolation, the origin gate) is labelled with
+        // the profile alone: the refused host is not a label, it could be anything.
+        let labels = labels.as_ref().unwrap_or(&s.labels);
+        telemetry::call_finished(&span, labels, &method, outcome, started.elapsed());
         result
     }
 

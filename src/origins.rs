@@ -40,7 +40,7 @@ impl<T> PerOrigin<T> {
     pub(crate) fn new(make: impl Fn(&str) -> T + Send + Sync + 'static) -> PerOrigin<T> {
         PerOrigin {
             entries: Mutex::new(HashMap::new()),
-            overflow: Arc::new(make("(other origins)")),
+            overflow: Arc::new(make("other")),
             make: Box::new(make),
         }
     }

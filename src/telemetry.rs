@@ -65,7 +65,7 @@ impl Labels {
         let host = Url::parse(origin)
             .ok()
             .and_then(|url| url.host_str().map(str::to_owned))
-            .unwrap_or_else(|| "other".to_owned());
+            .unwrap_or_else(|| origin.to_owned());
         Labels {
             profile: profile.into(),
             host: host.into(),
@@ -77,7 +77,11 @@ impl Labels {
 
 /// The span of one logical call.
 pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Redactor) -> Span {
-    let profile = if profile.is_empty() { "default" } else { profile };
+    let profile = if profile.is_empty() {
+        "default"
+    } else {
+        profile
+    };
     tracing::info_span!(
         "http.client",
         otel.kind = "client",
@@ -97,7 +101,7 @@ pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Re
 /// Records how a call ended: span fields, one DEBUG event, and the call metrics.
 pub(crate) fn call_finished(
     span: &Span,
-    labels: Option<&Labels>,
+    labels: &Labels,
     method: &Method,
     outcome: Result<(StatusCode, u32), &Error>,
     elapsed: Duration,
@@ -128,9 +132,6 @@ pub(crate) fn call_finished(
             Err(err) => tracing::debug!(error = %err, attempts, "call failed"),
         }
     }
-    let Some(labels) = labels else {
-        return;
-    };
     let outcome_label = match outcome {
         Ok((status, _)) if status.as_u16() >= 400 => "http_error",
         Ok(_) => "ok",

@@ -287,6 +287,7 @@ impl ClientBuilder {
             log: s.log.bodies.then_some(s.log.max_body_bytes as usize),
         });
         let origins = origins(&name, &s);
+        let labels = Labels::new(&name, "none");
         Ok(Client::from_shared(Shared {
             gate: OriginGate::new(&s, &base_url),
             name,
@@ -298,6 +299,7 @@ impl ClientBuilder {
             body,
             retry: RetryPolicy::new(&s.retry),
             origins,
+            labels,
             isolated: AtomicBool::new(false),
             settings: s,
         }))
@@ -311,6 +313,7 @@ fn origins(name: &str, s: &Settings) -> PerOrigin<Origin> {
     let quota = s.rate_limit.as_ref().and_then(ratelimit::quota);
     let profile = name.to_owned();
     PerOrigin::new(move |origin| Origin {
+        // The overflow entry of `PerOrigin` has no origin of its own.
         labels: Labels::new(&profile, origin),
         budget: RetryBudget::new(budget_percent),
         breaker: breaker

@@ -2,6 +2,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod trace;
