@@ -39,7 +39,10 @@ fn main() {
     // The server gets its own thread and runtime, so it does not share the client's.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         runtime.block_on(async {
             let server = TestServer::always(Reply::json(200, r#"{"ok":true}"#)).await;
             tx.send(server.origin()).expect("send origin");
@@ -47,7 +50,10 @@ fn main() {
         });
     });
     let origin = rx.recv().expect("server origin");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let bare = reqwest::Client::builder().build().expect("reqwest");
     let client = outbound::Client::builder()
@@ -65,7 +71,11 @@ fn main() {
                     let response = bare.get(&url).send().await.expect("reqwest call");
                     response.bytes().await.expect("body");
                 } else {
-                    let response = client.get("/v1/orders/42").send().await.expect("outbound call");
+                    let response = client
+                        .get("/v1/orders/42")
+                        .send()
+                        .await
+                        .expect("outbound call");
                     response.bytes().await.expect("body");
                 }
             }
@@ -93,7 +103,12 @@ fn main() {
         f64::from(CALLS) / elapsed.as_secs_f64()
     };
 
-    let variants = [Variant::Reqwest, Variant::Outbound, Variant::OutboundInfoJson, Variant::OutboundTrace];
+    let variants = [
+        Variant::Reqwest,
+        Variant::Outbound,
+        Variant::OutboundInfoJson,
+        Variant::OutboundTrace,
+    ];
     for variant in variants {
         run(variant); // warm-up: connections, allocator, caches
     }
@@ -110,7 +125,10 @@ fn main() {
             s[s.len() / 2]
         })
         .collect();
-    println!("{:<36} {:>12} {:>10} {:>12}", "variant", "calls/s", "ratio", "µs/call");
+    println!(
+        "{:<36} {:>12} {:>10} {:>12}",
+        "variant", "calls/s", "ratio", "µs/call"
+    );
     for (variant, median) in variants.iter().zip(&medians) {
         println!(
             "{:<36} {:>12.0} {:>9.3}x {:>12.1}",

@@ -29,7 +29,7 @@ use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::{BodyContext, Response};
 use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryPolicy};
 use crate::telemetry::{self, Labels};
-use crate::transport::{Deadline, Limit};
+use crate::transport::{Deadline, Limit, Timer};
 
 /// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
 ///
@@ -167,24 +167,26 @@ impl Client {
         let span = telemetry::call_span(&s.name, &request.method, &request.url, &s.redactor);
         let method = request.method.clone();
         let started = Instant::now();
-        let mut labels = None;
+        let mut origin = None;
         let result = self
-            .call(request, &mut labels)
+            .call(request, &mut origin)
             .instrument(span.clone())
             .await;
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
         // A call refused before it had an origin (isolation, the origin gate) is labelled with
         // the profile alone: the refused host is not a label, it could be anything.
-        let labels = labels.as_ref().unwrap_or(&s.labels);
+        let labels = origin
+            .as_ref()
+            .map_or(&s.labels, |o: &Arc<Origin>| &o.labels);
         telemetry::call_finished(&span, labels, &method, outcome, started.elapsed());
         result
     }
 
-    /// The pipeline. Sets `labels` once the origin is known, for the call's metrics.
+    /// The pipeline. Sets `origin_out` once the origin is known, for the call's metrics.
     async fn call(
         &self,
         request: PreparedRequest,
-        labels: &mut Option<Labels>,
+        origin_out: &mut Option<Arc<Origin>>,
     ) -> Result<Response> {
         let s = &self.shared;
         let started = Instant::now();
@@ -216,7 +218,7 @@ impl Client {
             s.settings.retry.auto_idempotency_key,
         );
         let origin = s.origins.get(&url);
-        *labels = Some(origin.labels.clone());
+        *origin_out = Some(origin.clone());
         origin.budget.deposit();
         if let (Some(max), Some(body)) = (s.body.log, &body) {
             let content_type = headers
@@ -275,7 +277,8 @@ impl Client {
                 call_deadline,
             );
             sent += 1;
-            let result = redirect::send(&wire, hop, deadline).await;
+            let mut timer = Timer::new(deadline);
+            let result = redirect::send(&wire, hop, &mut timer).await;
 
             // 6. classify
             let outcome = match &result {
@@ -350,7 +353,7 @@ impl Client {
                         method,
                         final_url,
                         s.body.clone(),
-                        deadline,
+                        timer,
                         sent,
                         stop.note(),
                     );

@@ -20,9 +20,18 @@ pub(crate) const MAX_ORIGINS: usize = 256;
 
 /// A map from origin (scheme, host, port) to shared state, created on first use.
 pub(crate) struct PerOrigin<T> {
+    /// `base_url`'s origin, which most calls go to: found without hashing or allocating.
+    primary: Primary<T>,
     entries: Mutex<HashMap<String, Arc<T>>>,
     overflow: Arc<T>,
     make: Box<dyn Fn(&str) -> T + Send + Sync>,
+}
+
+struct Primary<T> {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    entry: Arc<T>,
 }
 
 /// Everything a client keeps per origin.
@@ -36,10 +45,22 @@ pub(crate) struct Origin {
 }
 
 impl<T> PerOrigin<T> {
-    /// `make` builds the state of an origin from its name (`https://host:port`).
-    pub(crate) fn new(make: impl Fn(&str) -> T + Send + Sync + 'static) -> PerOrigin<T> {
+    /// `make` builds the state of an origin from its name (`https://host:port`); `primary`'s
+    /// origin is created at once.
+    pub(crate) fn new(
+        primary: &Url,
+        make: impl Fn(&str) -> T + Send + Sync + 'static,
+    ) -> PerOrigin<T> {
+        let key = primary.origin().ascii_serialization();
+        let entry = Arc::new(make(&key));
         PerOrigin {
-            entries: Mutex::new(HashMap::new()),
+            primary: Primary {
+                scheme: primary.scheme().to_owned(),
+                host: primary.host_str().unwrap_or_default().to_owned(),
+                port: primary.port_or_known_default(),
+                entry: entry.clone(),
+            },
+            entries: Mutex::new(HashMap::from([(key, entry)])),
             overflow: Arc::new(make("other")),
             make: Box::new(make),
         }
@@ -47,6 +68,13 @@ impl<T> PerOrigin<T> {
 
     /// The state of `url`'s origin.
     pub(crate) fn get(&self, url: &Url) -> Arc<T> {
+        let p = &self.primary;
+        if url.scheme() == p.scheme
+            && url.host_str() == Some(p.host.as_str())
+            && url.port_or_known_default() == p.port
+        {
+            return p.entry.clone();
+        }
         let key = url.origin().ascii_serialization();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get(&key) {
@@ -90,7 +118,9 @@ mod tests {
 
     #[test]
     fn same_origin_shares_state_and_ports_make_new_origins() {
-        let map = PerOrigin::new(|_| AtomicUsize::new(0));
+        let map = PerOrigin::new(&Url::parse("https://b.example").expect("url"), |_| {
+            AtomicUsize::new(0)
+        });
         let a = map.get(&Url::parse("https://a.example/x").expect("url"));
         a.fetch_add(1, Ordering::SeqCst);
         let again = map.get(&Url::parse("https://A.example:443/y?q").expect("url"));
@@ -101,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_number_of_tracked_origins_is_bounded() {
-        let map = PerOrigin::new(|_| ());
+        let map = PerOrigin::new(&Url::parse("https://b.example").expect("url"), |_| ());
         for port in 1..=(MAX_ORIGINS as u16 * 4) {
             map.get(&Url::parse(&format!("https://a.example:{port}/")).expect("url"));
         }

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
 use crate::profile::sections::Timeouts;
 use crate::redact::Redactor;
-use crate::transport::{self, Deadline};
+use crate::transport::{self, Timer};
 
 /// At most this many redirects are followed for one attempt.
 pub(crate) const MAX_HOPS: usize = 5;
@@ -42,7 +42,7 @@ pub(crate) struct Wire<'a> {
 pub(crate) async fn send(
     wire: &Wire<'_>,
     mut hop: Hop,
-    deadline: Deadline,
+    timer: &mut Timer,
 ) -> Result<(reqwest::Response, Url), Error> {
     let mut hops = 0;
     loop {
@@ -52,7 +52,7 @@ pub(crate) async fn send(
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
         *request.headers_mut() = hop.headers.clone();
         *request.body_mut() = hop.body.clone().map(reqwest::Body::from);
-        let response = transport::send(wire.http, request, deadline, wire.timeouts)
+        let response = transport::send(wire.http, request, timer, wire.timeouts)
             .await
             .map_err(|e| context(e, &hop))?;
 

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::profile::sections::Timeouts;
 use crate::redact::{RedactedUrl, Redactor};
 use crate::telemetry;
-use crate::transport::{self, Deadline};
+use crate::transport::{self, Timer};
 
 /// An HTTP response. Its body is read at most once, by [`bytes`](Response::bytes),
 /// [`text`](Response::text) or [`json`](Response::json).
@@ -32,7 +32,7 @@ pub struct Response {
     method: Method,
     url: Url,
     ctx: Arc<BodyContext>,
-    deadline: Deadline,
+    timer: Timer,
     attempts: u32,
     note: Option<&'static str>,
 }
@@ -53,7 +53,7 @@ impl Response {
         method: Method,
         url: Url,
         ctx: Arc<BodyContext>,
-        deadline: Deadline,
+        timer: Timer,
         attempts: u32,
         note: Option<&'static str>,
     ) -> Response {
@@ -62,7 +62,7 @@ impl Response {
             method,
             url,
             ctx,
-            deadline,
+            timer,
             attempts,
             note,
         }
@@ -115,7 +115,8 @@ impl Response {
             max: self.ctx.max_bytes,
             key: "max_response_bytes",
         };
-        match transport::read_body(&mut self.inner, limit, self.deadline, &self.ctx.timeouts).await
+        match transport::read_body(&mut self.inner, limit, &mut self.timer, &self.ctx.timeouts)
+            .await
         {
             Ok(body) => {
                 if let Some(max) = self.ctx.log {

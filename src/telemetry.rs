@@ -14,10 +14,12 @@
 //! Field values are formatted lazily (`%` display adapters), so with no subscriber, or with the
 //! level disabled, a call pays for little more than a few atomic loads.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
+use metrics::{Counter, Histogram, SharedString};
 use tracing::Span;
 use url::Url;
 
@@ -47,12 +49,19 @@ pub(crate) mod metric {
     pub(crate) const TOKEN_REQUESTS: &str = "outbound.client.token.requests";
 }
 
-/// The low-cardinality labels of one call, shared per origin so a call allocates none.
-#[derive(Debug, Clone)]
+/// The low-cardinality labels of one origin's calls, and its registered metric handles, so a
+/// call neither allocates labels nor registers metrics. Handles are registered on first use:
+/// install the metrics recorder before the first call.
+#[derive(Debug)]
 pub(crate) struct Labels {
     pub(crate) profile: Arc<str>,
     pub(crate) host: Arc<str>,
+    handles: Mutex<HashMap<CallKey, (Histogram, Counter)>>,
+    attempts: OnceLock<Histogram>,
 }
+
+/// Method, status class, outcome.
+type CallKey = (&'static str, &'static str, &'static str);
 
 impl Labels {
     /// Labels for `origin` (`scheme://host:port`, or a placeholder for the overflow entry).
@@ -69,7 +78,56 @@ impl Labels {
         Labels {
             profile: profile.into(),
             host: host.into(),
+            handles: Mutex::new(HashMap::new()),
+            attempts: OnceLock::new(),
         }
+    }
+
+    fn call_handles(&self, key: CallKey) -> (Histogram, Counter) {
+        let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
+        handles
+            .entry(key)
+            .or_insert_with(|| {
+                let (method, class, outcome) = key;
+                let tags = [
+                    ("outbound.profile", SharedString::from(self.profile.clone())),
+                    ("server.address", SharedString::from(self.host.clone())),
+                    ("http.request.method", SharedString::const_str(method)),
+                    ("http.response.status_class", SharedString::const_str(class)),
+                    ("outcome", SharedString::const_str(outcome)),
+                ];
+                (
+                    metrics::histogram!(metric::REQUEST_DURATION, &tags),
+                    metrics::counter!(metric::REQUESTS, &tags),
+                )
+            })
+            .clone()
+    }
+
+    fn attempts(&self) -> &Histogram {
+        self.attempts.get_or_init(|| {
+            metrics::histogram!(
+                metric::ATTEMPTS,
+                "outbound.profile" => self.profile.clone(),
+                "server.address" => self.host.clone()
+            )
+        })
+    }
+}
+
+/// The method as a label: the standard ones by name, any other as `_OTHER` (OpenTelemetry).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
     }
 }
 
@@ -138,21 +196,10 @@ pub(crate) fn call_finished(
         Err(err) => err.kind().as_str(),
     };
     let class = status.map_or("none", status_class);
-    let tags = [
-        ("outbound.profile", labels.profile.clone()),
-        ("server.address", labels.host.clone()),
-        ("http.request.method", Arc::from(method.as_str())),
-        ("http.response.status_class", Arc::from(class)),
-        ("outcome", Arc::from(outcome_label)),
-    ];
-    metrics::histogram!(metric::REQUEST_DURATION, &tags).record(elapsed.as_secs_f64());
-    metrics::counter!(metric::REQUESTS, &tags).increment(1);
-    metrics::histogram!(
-        metric::ATTEMPTS,
-        "outbound.profile" => labels.profile.clone(),
-        "server.address" => labels.host.clone()
-    )
-    .record(f64::from(attempts));
+    let (duration, count) = labels.call_handles((method_label(method), class, outcome_label));
+    duration.record(elapsed.as_secs_f64());
+    count.increment(1);
+    labels.attempts().record(f64::from(attempts));
 }
 
 fn status_class(status: StatusCode) -> &'static str {

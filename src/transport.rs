@@ -7,11 +7,14 @@
 //! (`min(timeouts.attempt, time left)`) and the call's total deadline are ours, kept as a
 //! [`Deadline`] that also bounds reading the body.
 
+use std::fmt;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::{Proxy, Timeouts, TlsVersion};
@@ -158,14 +161,51 @@ impl Deadline {
     }
 }
 
-/// Sends one request and waits for the response head, within `deadline`.
+/// One timer for a whole attempt: the request, its redirects and the reading of the body share
+/// it, so an attempt registers one timer however many chunks its body has.
+pub(crate) struct Timer {
+    deadline: Deadline,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Timer {
+    pub(crate) fn new(deadline: Deadline) -> Timer {
+        Timer {
+            deadline,
+            sleep: Box::pin(tokio::time::sleep_until(deadline.at)),
+        }
+    }
+
+    /// Runs `fut` until the deadline.
+    pub(crate) async fn run<F: Future>(&mut self, fut: F) -> Result<F::Output, Error> {
+        let mut fut = std::pin::pin!(fut);
+        let (sleep, deadline) = (&mut self.sleep, self.deadline);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            sleep.as_mut().poll(cx).map(|()| Err(deadline.elapsed()))
+        })
+        .await
+    }
+}
+
+/// Sends one request and waits for the response head, within `timer`.
 pub(crate) async fn send(
     http: &reqwest::Client,
     request: reqwest::Request,
-    deadline: Deadline,
+    timer: &mut Timer,
     timeouts: &Timeouts,
 ) -> Result<reqwest::Response, Error> {
-    deadline
+    timer
         .run(http.execute(request))
         .await?
         .map_err(|e| classify(e, timeouts))
@@ -224,12 +264,12 @@ pub(crate) struct BodyLimit {
     pub(crate) key: &'static str,
 }
 
-/// Reads a whole body within `limit` (counted after decompression) and `deadline`. Refuses at
+/// Reads a whole body within `limit` (counted after decompression) and `timer`. Refuses at
 /// once when `Content-Length` already exceeds the limit.
 pub(crate) async fn read_body(
     response: &mut reqwest::Response,
     limit: BodyLimit,
-    deadline: Deadline,
+    timer: &mut Timer,
     timeouts: &Timeouts,
 ) -> Result<Bytes, Error> {
     let BodyLimit { max, key } = limit;
@@ -247,7 +287,7 @@ pub(crate) async fn read_body(
         .min(INITIAL_CAPACITY_CAP);
     let mut body = BytesMut::with_capacity(capacity as usize);
     loop {
-        let chunk = match deadline.run(response.chunk()).await? {
+        let chunk = match timer.run(response.chunk()).await? {
             Ok(Some(chunk)) => chunk,
             Ok(None) => return Ok(body.freeze()),
             Err(e) => return Err(classify(e, timeouts)),

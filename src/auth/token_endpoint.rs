@@ -21,7 +21,7 @@ use url::Url;
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::{AuthMethod, Timeouts};
 use crate::redact::Redactor;
-use crate::transport::{self, BodyLimit, Deadline, Limit};
+use crate::transport::{self, BodyLimit, Deadline, Limit, Timer};
 
 /// A token response larger than this is refused: real ones are a few hundred bytes.
 const MAX_TOKEN_RESPONSE_BYTES: u64 = 64 * 1024;
@@ -126,7 +126,8 @@ impl TokenEndpoint {
                 value.set_sensitive(true);
             }
         }
-        let mut response = transport::send(&self.http, request, deadline, &self.timeouts).await?;
+        let mut timer = Timer::new(deadline);
+        let mut response = transport::send(&self.http, request, &mut timer, &self.timeouts).await?;
         *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(response.status());
         let mut answer = http::Response::builder().status(response.status());
         if let Some(content_type) = response.headers().get(http::header::CONTENT_TYPE) {
@@ -136,7 +137,7 @@ impl TokenEndpoint {
             max: MAX_TOKEN_RESPONSE_BYTES,
             key: "the token response limit",
         };
-        let body = transport::read_body(&mut response, limit, deadline, &self.timeouts).await?;
+        let body = transport::read_body(&mut response, limit, &mut timer, &self.timeouts).await?;
         answer.body(body.to_vec()).map_err(|_| {
             Error::new(ErrorKind::Auth).with_detail("token response could not be read")
         })

@@ -286,7 +286,7 @@ impl ClientBuilder {
             timeouts: s.timeouts.clone(),
             log: s.log.bodies.then_some(s.log.max_body_bytes as usize),
         });
-        let origins = origins(&name, &s);
+        let origins = origins(&name, &base_url, &s);
         let labels = Labels::new(&name, "none");
         Ok(Client::from_shared(Shared {
             gate: OriginGate::new(&s, &base_url),
@@ -307,12 +307,12 @@ impl ClientBuilder {
 }
 
 /// The per-origin state of a client with validated settings `s`.
-fn origins(name: &str, s: &Settings) -> PerOrigin<Origin> {
+fn origins(name: &str, base_url: &Url, s: &Settings) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
     let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
     let quota = s.rate_limit.as_ref().and_then(ratelimit::quota);
     let profile = name.to_owned();
-    PerOrigin::new(move |origin| Origin {
+    PerOrigin::new(base_url, move |origin| Origin {
         // The overflow entry of `PerOrigin` has no origin of its own.
         labels: Labels::new(&profile, origin),
         budget: RetryBudget::new(budget_percent),

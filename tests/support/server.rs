@@ -295,9 +295,6 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
                     head.push_str(&format!("content-length: {}\r\n", body.len()));
                 }
                 head.push_str("\r\n");
-                if stream.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
                 let body = if request.method == "HEAD" {
                     &[][..]
                 } else {
@@ -305,7 +302,10 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
                 };
                 match trickle {
                     None => {
-                        if stream.write_all(body).await.is_err() {
+                        // One write: head and body in the same segment.
+                        let mut whole = head.into_bytes();
+                        whole.extend_from_slice(body);
+                        if stream.write_all(&whole).await.is_err() {
                             return;
                         }
                     }
