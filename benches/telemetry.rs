@@ -4,17 +4,22 @@
 //! the median throughput is reported with its ratio to bare reqwest.
 //!
 //! `cargo bench --bench telemetry`
+//!
+//! The server runs in a child process; with `taskset` and two CPUs the client is pinned to CPU 0
+//! and the server to CPU 1.
 
 #[path = "../tests/support/server.rs"]
 mod server;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use server::{Reply, TestServer};
 use tracing::Level;
 
 const CALLS: u32 = 4_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Variant {
@@ -35,21 +40,55 @@ impl Variant {
     }
 }
 
-fn main() {
-    // The server gets its own thread and runtime, so it does not share the client's.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let server = TestServer::always(Reply::json(200, r#"{"ok":true}"#)).await;
-            tx.send(server.origin()).expect("send origin");
-            std::future::pending::<()>().await;
-        });
+/// Serves forever, printing the origin on stdout: the benchmark's child process.
+fn serve() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let server = TestServer::always(Reply::json(200, r#"{"ok":true}"#)).await;
+        println!("{}", server.origin());
+        std::future::pending::<()>().await;
     });
-    let origin = rx.recv().expect("server origin");
+}
+
+/// `taskset -c CPU <this binary> args` when `taskset` exists and there are two CPUs, so the
+/// client and the server do not compete for one core.
+fn pinned(cpu: &str, args: &[&str]) -> Command {
+    let me = std::env::current_exe().expect("current exe");
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let has_taskset = Command::new("taskset").arg("-V").output().is_ok();
+    let mut command = if two_cpus && has_taskset {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu).arg(me);
+        c
+    } else {
+        Command::new(me)
+    };
+    command.args(args);
+    command
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--serve") {
+        return serve();
+    }
+    if !args.iter().any(|a| a == "--pinned") {
+        // Run this benchmark again pinned to CPU 0; its server child goes to CPU 1.
+        let status = pinned("0", &["--pinned"]).status().expect("run pinned");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let mut server = pinned("1", &["--serve"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut origin = String::new();
+    BufReader::new(server.stdout.take().expect("stdout"))
+        .read_line(&mut origin)
+        .expect("server origin");
+    let origin = origin.trim().to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -63,7 +102,16 @@ fn main() {
         .expect("outbound");
     let url = format!("{origin}/v1/orders/42");
 
-    let run = |variant: Variant| -> f64 {
+    // CPU time of this (the client's) thread, in ns: the client's own cost, whatever the
+    // scheduler does with the server thread.
+    let cpu_ns = || -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0)
+    };
+    let run = |variant: Variant| -> (f64, f64) {
+        let cpu_before = cpu_ns();
         let calls = async {
             let started = Instant::now();
             for _ in 0..CALLS {
@@ -100,7 +148,8 @@ fn main() {
                 tracing::subscriber::with_default(subscriber, || runtime.block_on(calls))
             }
         };
-        f64::from(CALLS) / elapsed.as_secs_f64()
+        let cpu_us = (cpu_ns() - cpu_before) as f64 / 1e3 / f64::from(CALLS);
+        (f64::from(CALLS) / elapsed.as_secs_f64(), cpu_us)
     };
 
     let variants = [
@@ -118,24 +167,33 @@ fn main() {
             samples[i].push(run(*variant));
         }
     }
-    let medians: Vec<f64> = samples
-        .iter_mut()
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let rows: Vec<(f64, f64)> = samples
+        .iter()
         .map(|s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
+            (
+                median(s.iter().map(|(rate, _)| *rate).collect()),
+                median(s.iter().map(|(_, cpu)| *cpu).collect()),
+            )
         })
         .collect();
     println!(
-        "{:<36} {:>12} {:>10} {:>12}",
-        "variant", "calls/s", "ratio", "µs/call"
+        "{:<32} {:>9} {:>7} {:>14} {:>7}",
+        "variant", "calls/s", "ratio", "client CPU µs", "ratio"
     );
-    for (variant, median) in variants.iter().zip(&medians) {
+    for (variant, (rate, cpu)) in variants.iter().zip(&rows) {
         println!(
-            "{:<36} {:>12.0} {:>9.3}x {:>12.1}",
+            "{:<32} {:>9.0} {:>6.3}x {:>14.1} {:>6.3}x",
             variant.name(),
-            median,
-            median / medians[0],
-            1e6 / median
+            rate,
+            rate / rows[0].0,
+            cpu,
+            cpu / rows[0].1
         );
     }
+    let _ = server.kill();
+    let _ = server.wait();
 }

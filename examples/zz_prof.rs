@@ -27,6 +27,12 @@ fn main() {
     let bare = reqwest::Client::new();
     let which = std::env::var("W").unwrap();
     let url = format!("{origin}/v1/x");
+    let fut = client.get("/v1/x").send();
+    eprintln!("send future: {} bytes", std::mem::size_of_val(&fut));
+    drop(fut);
+    let fut = bare.get(&url).send();
+    eprintln!("reqwest future: {} bytes", std::mem::size_of_val(&fut));
+    drop(fut);
     runtime.block_on(async {
         let cpu = || {
             std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -39,7 +45,7 @@ fn main() {
         };
         let c0 = cpu();
         let t = std::time::Instant::now();
-        for _ in 0..2000 {
+        for _ in 0..(std::env::var("N").unwrap().parse::<usize>().unwrap()) {
             if which == "o" {
                 client
                     .get("/v1/x")

@@ -168,8 +168,9 @@ impl Client {
         let method = request.method.clone();
         let started = Instant::now();
         let mut origin = None;
-        let result = self
-            .call(request, &mut origin)
+        // Boxed: the pipeline's state is several KiB, and a boxed future is moved as a pointer
+        // instead of being copied into every future that awaits it.
+        let result = Box::pin(self.call(request, &mut origin))
             .instrument(span.clone())
             .await;
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));

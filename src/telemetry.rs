@@ -3,7 +3,8 @@
 //! - **Spans** follow the OpenTelemetry HTTP client conventions: one INFO `http.client` span per
 //!   logical call (`http.request.method`, `server.address`, `server.port`, `url.full` redacted,
 //!   `http.response.status_code`, `http.request.resend_count`, `error.type`, plus
-//!   `outbound.profile` and `outbound.attempts`), and a DEBUG event per attempt.
+//!   `outbound.profile` and `outbound.attempts`, both recorded only when there was more than
+//!   one attempt), and a DEBUG event per attempt.
 //! - **Events** for the decisions a person needs to see: a retry scheduled or refused (and why),
 //!   breaker state changes, pauses and waits for rate limits, token fetches and failures (never
 //!   the token), isolation on and off.
@@ -14,7 +15,6 @@
 //! Field values are formatted lazily (`%` display adapters), so with no subscriber, or with the
 //! level disabled, a call pays for little more than a few atomic loads.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -56,7 +56,8 @@ pub(crate) mod metric {
 pub(crate) struct Labels {
     pub(crate) profile: Arc<str>,
     pub(crate) host: Arc<str>,
-    handles: Mutex<HashMap<CallKey, (Histogram, Counter)>>,
+    /// A handful of entries: a list is faster than hashing.
+    handles: Mutex<Vec<(CallKey, Histogram, Counter)>>,
     attempts: OnceLock<Histogram>,
 }
 
@@ -78,30 +79,28 @@ impl Labels {
         Labels {
             profile: profile.into(),
             host: host.into(),
-            handles: Mutex::new(HashMap::new()),
+            handles: Mutex::new(Vec::new()),
             attempts: OnceLock::new(),
         }
     }
 
     fn call_handles(&self, key: CallKey) -> (Histogram, Counter) {
         let mut handles = self.handles.lock().unwrap_or_else(PoisonError::into_inner);
-        handles
-            .entry(key)
-            .or_insert_with(|| {
-                let (method, class, outcome) = key;
-                let tags = [
-                    ("outbound.profile", SharedString::from(self.profile.clone())),
-                    ("server.address", SharedString::from(self.host.clone())),
-                    ("http.request.method", SharedString::const_str(method)),
-                    ("http.response.status_class", SharedString::const_str(class)),
-                    ("outcome", SharedString::const_str(outcome)),
-                ];
-                (
-                    metrics::histogram!(metric::REQUEST_DURATION, &tags),
-                    metrics::counter!(metric::REQUESTS, &tags),
-                )
-            })
-            .clone()
+        if let Some((_, duration, count)) = handles.iter().find(|(k, ..)| *k == key) {
+            return (duration.clone(), count.clone());
+        }
+        let (method, class, outcome) = key;
+        let tags = [
+            ("outbound.profile", SharedString::from(self.profile.clone())),
+            ("server.address", SharedString::from(self.host.clone())),
+            ("http.request.method", SharedString::const_str(method)),
+            ("http.response.status_class", SharedString::const_str(class)),
+            ("outcome", SharedString::const_str(outcome)),
+        ];
+        let duration = metrics::histogram!(metric::REQUEST_DURATION, &tags);
+        let count = metrics::counter!(metric::REQUESTS, &tags);
+        handles.push((key, duration.clone(), count.clone()));
+        (duration, count)
     }
 
     fn attempts(&self) -> &Histogram {
@@ -177,8 +176,10 @@ pub(crate) fn call_finished(
         if let Some(status) = status {
             span.record("http.response.status_code", status.as_u16());
         }
-        span.record("outbound.attempts", attempts);
+        // Each record costs a formatting layer a re-serialization of the span's fields, so
+        // the common case (one attempt, no error) records the status alone.
         if attempts > 1 {
+            span.record("outbound.attempts", attempts);
             span.record("http.request.resend_count", attempts - 1);
         }
         if let Some(error_type) = error_type {

@@ -11,7 +11,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
+
+// Parsed once: looking a header up by `&str` parses the name on every call.
+static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 /// Resets further away than this are treated as garbage.
 const ABSURD: Duration = Duration::from_secs(24 * 60 * 60);
@@ -21,7 +28,7 @@ const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 /// How long until the quota resets, if the headers say it is exhausted now.
 pub(crate) fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(wait) = headers
-        .get_all("ratelimit")
+        .get_all(&RATELIMIT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -31,8 +38,8 @@ pub(crate) fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Dura
         return Some(wait);
     }
     for (remaining, reset) in [
-        ("ratelimit-remaining", "ratelimit-reset"),
-        ("x-ratelimit-remaining", "x-ratelimit-reset"),
+        (&RATELIMIT_REMAINING, &RATELIMIT_RESET),
+        (&X_RATELIMIT_REMAINING, &X_RATELIMIT_RESET),
     ] {
         let remaining = number(headers, remaining);
         if remaining == Some(0)
@@ -61,7 +68,7 @@ fn structured_item(item: &str) -> Option<Duration> {
     (remaining? == 0 && wait <= ABSURD).then_some(wait)
 }
 
-fn number(headers: &HeaderMap, name: &str) -> Option<u64> {
+fn number(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
