@@ -3,110 +3,42 @@
 //! Run it with `cargo run --example tour`. It needs no setup and no network beyond loopback,
 //! prints each step in plain words, checks that each step behaved as described, and exits.
 
-#[path = "../tests/support/server.rs"]
+#[path = "../../tests/support/server.rs"]
 mod server;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod demo;
 
 use anyhow::ensure;
+use demo::demo_api;
 use outbound::{Client, Profiles};
-use server::{Reply, TestServer};
 
-/// The demo "partner API": a few endpoints that behave well and a few that do not.
-async fn demo_api() -> TestServer {
-    let bomb = Reply::gzip_bomb(64 * 1024 * 1024);
-    let flaky = AtomicUsize::new(0);
-    let busy = AtomicUsize::new(0);
-    let search = AtomicUsize::new(0);
-    let outage_over = std::sync::atomic::AtomicBool::new(false);
-    let tokens = Tokens::default();
-    TestServer::start(move |request| match request.path() {
-        "/oauth/token" => tokens.issue(),
-        "/v1/me" if tokens.is_valid(request.header("authorization")) => {
-            Reply::json(200, r#"{"client":"orders-service"}"#)
-        }
-        "/v1/me" => {
-            Reply::status(401).header("www-authenticate", r#"Bearer error="invalid_token""#)
-        }
-        "/v1/admin/revoke" => {
-            tokens.revoke_latest();
-            Reply::status(204)
-        }
-        // Fails twice, then recovers.
-        "/v1/flaky" if flaky.fetch_add(1, Ordering::SeqCst) < 2 => Reply::status(503),
-        "/v1/flaky" => Reply::json(200, r#"{"status":"recovered"}"#),
-        // Every other charge attempt hits a failover: 503 first, then success.
-        "/v1/charges" if charge_attempt(request).is_multiple_of(2) => Reply::status(503),
-        "/v1/charges" => Reply::json(201, r#"{"charge":"ch_1"}"#),
-        // Asks the client to slow down once.
-        "/v1/busy" if busy.fetch_add(1, Ordering::SeqCst) == 0 => {
-            Reply::status(429).header("retry-after", "1")
-        }
-        "/v1/busy" => Reply::json(200, r#"{"ok":true}"#),
-        // Down until healed, for the circuit breaker.
-        "/v1/outage" if !outage_over.load(Ordering::SeqCst) => Reply::status(503),
-        "/v1/outage" => Reply::json(200, r#"{"ok":true}"#),
-        "/v1/admin/heal" => {
-            outage_over.store(true, Ordering::SeqCst);
-            Reply::status(204)
-        }
-        // Asks to slow down once, for the pacing step.
-        "/v1/search" if search.fetch_add(1, Ordering::SeqCst) == 0 => {
-            Reply::status(429).header("retry-after", "1")
-        }
-        "/v1/search" => Reply::json(200, r#"{"results":[]}"#),
-        "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),
-        "/v1/reports/slow" => Reply::Stall,
-        "/v1/export" => Reply::ok(vec![b'x'; 4 * 1024 * 1024]),
-        "/v1/export.gz" => bomb.clone(),
-        "/v1/maintenance" => Reply::status(503),
-        _ => Reply::status(404),
-    })
-    .await
-}
+/// Collects what a `tracing` subscriber writes, to show it.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-/// The demo's token endpoint: tokens live 2 s; the latest one can be revoked.
-#[derive(Default)]
-struct Tokens {
-    issued: AtomicUsize,
-    revoked: std::sync::Mutex<Vec<String>>,
-}
-
-impl Tokens {
-    fn issue(&self) -> Reply {
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        Reply::json(
-            200,
-            &format!(r#"{{"access_token":"demo-token-{n}","token_type":"Bearer","expires_in":2}}"#),
-        )
-        .delay(std::time::Duration::from_millis(100))
-    }
-
-    fn is_valid(&self, authorization: Option<&str>) -> bool {
-        let revoked = self.revoked.lock().expect("lock");
-        authorization
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .is_some_and(|token| {
-                token.starts_with("demo-token-") && !revoked.iter().any(|r| r == token)
-            })
-    }
-
-    fn revoke_latest(&self) {
-        let n = self.issued.load(Ordering::SeqCst);
-        self.revoked
-            .lock()
-            .expect("lock")
-            .push(format!("demo-token-{n}"));
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
     }
 }
 
-/// Attempts at /v1/charges so far, this one included, counted per idempotency key (or none).
-fn charge_attempt(request: &server::Recorded) -> usize {
-    static SEEN: std::sync::Mutex<Vec<Option<String>>> = std::sync::Mutex::new(Vec::new());
-    let key = request.header("idempotency-key").map(str::to_owned);
-    let mut seen = SEEN.lock().expect("lock");
-    seen.push(key.clone());
-    seen.iter().filter(|k| **k == key).count() - 1
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> LogBuffer {
+        self.clone()
+    }
 }
 
 fn step(n: u32, title: &str) {
@@ -408,6 +340,34 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "client.restore() -> {}",
         shedding.get("/contacts/42").send().await?.status()
+    );
+
+    step(10, "What the logs show: one retried call, as JSON");
+    let log = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(log.clone())
+        .finish();
+    let logged = Client::from_profile(profiles.get("partner")?)?;
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        logged
+            .get("/flaky-again?api_key=sk_live_51Hx9")
+            .send()
+            .await?;
+    }
+    let text = log.text();
+    for line in text.lines() {
+        println!("{line}");
+    }
+    ensure!(text.contains("retry scheduled") && text.contains("http.response.status_code"));
+    ensure!(
+        !text.contains("sk_live_51Hx9"),
+        "the key leaked into the log"
     );
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
