@@ -201,3 +201,72 @@ impl LimiterProbe {
             .await
     }
 }
+
+/// How long `headers` ask to pause, as the rate limiter reads them.
+pub fn ratelimit_pause(headers: &http::HeaderMap, now: SystemTime) -> Option<Duration> {
+    crate::ratelimit::exhausted_for(headers, now)
+}
+
+/// `url` as every log line and error shows it.
+pub fn redact_url(url: &url::Url) -> String {
+    crate::redact::Redactor::default().url(url).to_string()
+}
+
+/// `headers` as every `Debug` shows them.
+pub fn redact_headers(headers: &http::HeaderMap) -> String {
+    format!("{:?}", crate::redact::Redactor::default().headers(headers))
+}
+
+/// A JSON body as the body log shows it.
+pub fn mask_json_body(body: &[u8]) -> String {
+    crate::redact::Redactor::default().body(Some("application/json"), body, usize::MAX)
+}
+
+/// What the client makes of a token endpoint's answer: `Ok(lifetime)` or the error it reports.
+pub fn token_response(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Option<Duration>, String> {
+    use std::sync::{Mutex, OnceLock};
+
+    static ENDPOINT: OnceLock<crate::auth::TokenEndpoint> = OnceLock::new();
+    let endpoint = ENDPOINT.get_or_init(crate::auth::TokenEndpoint::probe);
+    let status = http::StatusCode::from_u16(status).map_err(|_| "not a status".to_owned())?;
+    let mut response = http::Response::builder().status(status);
+    if let Some(content_type) = content_type {
+        response = response.header(http::header::CONTENT_TYPE, content_type);
+    }
+    let response = response.body(body.to_vec()).map_err(|_| "not a header value".to_owned())?;
+    let recorded = Mutex::new(None);
+    let canned = Canned { response, status: &recorded };
+    let fetched = endpoint.fetch_via(&canned, &recorded);
+    let mut fetched = std::pin::pin!(fetched);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fetched.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Ok(issued)) => Ok(issued.lifetime),
+        std::task::Poll::Ready(Err(failure)) => Err(failure.to_error().to_string()),
+        std::task::Poll::Pending => Err("pending".to_owned()),
+    }
+}
+
+/// A token endpoint that answers with one canned response.
+struct Canned<'a> {
+    response: http::Response<Vec<u8>>,
+    status: &'a std::sync::Mutex<Option<http::StatusCode>>,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Canned<'_> {
+    type Error = crate::Error;
+    type Future = std::future::Ready<Result<oauth2::HttpResponse, crate::Error>>;
+
+    fn call(&'c self, _request: oauth2::HttpRequest) -> Self::Future {
+        if let Ok(mut status) = self.status.lock() {
+            *status = Some(self.response.status());
+        }
+        let mut copy = http::Response::builder().status(self.response.status());
+        for (name, value) in self.response.headers() {
+            copy = copy.header(name, value);
+        }
+        std::future::ready(
+            copy.body(self.response.body().clone())
+                .map_err(|_| crate::Error::builder("canned response")),
+        )
+    }
+}

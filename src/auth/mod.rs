@@ -17,7 +17,7 @@ use crate::profile::ConfigError;
 use crate::profile::sections::{Auth, Timeouts};
 
 pub(crate) use cache::{Token, TokenCache};
-use token_endpoint::TokenEndpoint;
+pub(crate) use token_endpoint::TokenEndpoint;
 
 const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
 

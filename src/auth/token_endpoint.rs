@@ -78,6 +78,25 @@ impl TokenEndpoint {
             at: Instant::now() + self.timeouts.attempt(),
             limit: Limit::Attempt(self.timeouts.attempt()),
         };
+        let status = Mutex::new(None);
+        let exchange = Exchange {
+            endpoint: self,
+            deadline,
+            status: &status,
+        };
+        self.fetch_via(&exchange, &status).await
+    }
+
+    /// Asks for a token through `exchange`, which records the HTTP status in `status`. The
+    /// fuzz target drives this with canned responses, so it checks exactly the production path.
+    pub(crate) async fn fetch_via<C>(
+        &self,
+        exchange: &C,
+        status: &Mutex<Option<StatusCode>>,
+    ) -> Result<Issued, TokenFailure>
+    where
+        C: for<'c> oauth2::AsyncHttpClient<'c, Error = Error>,
+    {
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_client_secret(ClientSecret::new(
                 self.client_secret.expose_secret().to_owned(),
@@ -97,13 +116,7 @@ impl TokenEndpoint {
             request = request.add_extra_param(name.clone(), value.clone());
         }
 
-        let status = Mutex::new(None);
-        let exchange = Exchange {
-            endpoint: self,
-            deadline,
-            status: &status,
-        };
-        let result = request.request_async(&exchange).await;
+        let result = request.request_async(exchange).await;
         let status = *status.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(response) => validate(&response, status),
@@ -141,6 +154,22 @@ impl TokenEndpoint {
         answer.body(body.to_vec()).map_err(|_| {
             Error::new(ErrorKind::Auth).with_detail("token response could not be read")
         })
+    }
+
+    /// An endpoint that is never called, for driving [`fetch_via`](Self::fetch_via) with canned
+    /// responses.
+    pub(crate) fn probe() -> TokenEndpoint {
+        TokenEndpoint {
+            http: reqwest::Client::new(),
+            url: Url::parse("https://auth.probe.invalid/token").expect("a valid literal URL"),
+            client_id: "probe".into(),
+            client_secret: SecretString::from("probe-secret"),
+            method: AuthMethod::ClientSecretBasic,
+            scopes: Vec::new(),
+            audience: None,
+            extra_params: BTreeMap::new(),
+            timeouts: Timeouts::default(),
+        }
     }
 
     /// The endpoint for messages, redacted like every URL.
