@@ -223,7 +223,11 @@ pub fn mask_json_body(body: &[u8]) -> String {
 }
 
 /// What the client makes of a token endpoint's answer: `Ok(lifetime)` or the error it reports.
-pub fn token_response(status: u16, content_type: Option<&str>, body: &[u8]) -> Result<Option<Duration>, String> {
+pub fn token_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Option<Duration>, String> {
     use std::sync::{Mutex, OnceLock};
 
     static ENDPOINT: OnceLock<crate::auth::TokenEndpoint> = OnceLock::new();
@@ -233,9 +237,14 @@ pub fn token_response(status: u16, content_type: Option<&str>, body: &[u8]) -> R
     if let Some(content_type) = content_type {
         response = response.header(http::header::CONTENT_TYPE, content_type);
     }
-    let response = response.body(body.to_vec()).map_err(|_| "not a header value".to_owned())?;
+    let response = response
+        .body(body.to_vec())
+        .map_err(|_| "not a header value".to_owned())?;
     let recorded = Mutex::new(None);
-    let canned = Canned { response, status: &recorded };
+    let canned = Canned {
+        response,
+        status: &recorded,
+    };
     let fetched = endpoint.fetch_via(&canned, &recorded);
     let mut fetched = std::pin::pin!(fetched);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
