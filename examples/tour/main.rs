@@ -6,40 +6,14 @@
 #[path = "../../tests/support/server.rs"]
 mod server;
 
+#[path = "../../tests/support/trace.rs"]
+mod trace;
+
 mod demo;
 
 use anyhow::ensure;
 use demo::demo_api;
 use outbound::{Client, Profiles};
-
-/// Collects what a `tracing` subscriber writes, to show it.
-#[derive(Clone, Default)]
-struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl LogBuffer {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
 
 fn step(n: u32, title: &str) {
     println!("\n== {n}. {title}");
@@ -343,7 +317,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     step(10, "What the logs show: one retried call, as JSON");
-    let log = LogBuffer::default();
+    let log = trace::Capture::default();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::INFO)

@@ -1,5 +1,7 @@
 //! Captures everything `tracing` emits at TRACE, as text.
 
+#![allow(dead_code)]
+
 use std::io;
 use std::sync::{Arc, Mutex};
 
