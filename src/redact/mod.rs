@@ -334,6 +334,49 @@ mod tests {
 }
 
 #[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CANARY: &str = "pq-canary-1c9e";
+
+    fn sensitive_param() -> impl Strategy<Value = String> {
+        prop::sample::select(SENSITIVE_QUERY_PARAMS.to_vec()).prop_flat_map(|name| {
+            // Any capitalization of a built-in name.
+            prop::collection::vec(any::<bool>(), name.len()).prop_map(move |upper| {
+                name.chars()
+                    .zip(upper)
+                    .map(|(c, u)| if u { c.to_ascii_uppercase() } else { c })
+                    .collect()
+            })
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_canary_in_a_sensitive_position_never_survives(
+            param in sensitive_param(),
+            before in "[a-z0-9=&%._~]{0,20}",
+            after in "[a-z0-9=&%._~]{0,20}",
+            path in "[a-z0-9/._~]{0,20}",
+        ) {
+            let redactor = Redactor::default();
+            for text in [
+                format!("https://api.example/{path}?{before}&{param}={CANARY}{after}"),
+                format!("https://user:{CANARY}@api.example/{path}?{before}"),
+                format!("https://{CANARY}@api.example/{path}"),
+                format!("https://api.example/{path}?{before}#{CANARY}{after}"),
+            ] {
+                if let Ok(url) = Url::parse(&text) {
+                    let shown = redactor.url(&url).to_string();
+                    prop_assert!(!shown.contains(CANARY), "{} -> {}", text, shown);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod body_tests {
     use super::*;
 
