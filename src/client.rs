@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, Method};
@@ -18,8 +18,8 @@ use url::Url;
 use crate::auth::{self, Credentials};
 use crate::breaker;
 use crate::builder::ClientBuilder;
+use crate::error::Error;
 use crate::error::Result;
-use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
 use crate::origins::{Origin, PerOrigin};
 use crate::profile::{Profile, Settings};
@@ -49,7 +49,7 @@ use crate::transport::{Deadline, Limit, Timer};
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// Everything the clones of one client share.
@@ -268,7 +268,7 @@ impl Client {
                 .await
                 .and_then(|applied| applied)
                 .map_err(|e| fail(e, sent))?;
-            mark_sensitive(&mut hop.headers, &s.redactor);
+            s.redactor.mark_sensitive(&mut hop.headers);
 
             // 5. transport (and redirects, if the profile follows them)
             let attempt_started = Instant::now();
@@ -369,59 +369,11 @@ impl Client {
             };
         }
     }
-
-    fn check_isolation(&self) -> Result<()> {
-        if self.shared.isolated.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Isolated).with_detail(
-                "Client::isolate was called; no call goes out until Client::restore",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Cuts this integration off: until [`restore`](Client::restore), every call of this client
-    /// and its clones fails at once with [`Error::is_isolated`], without any I/O. Meant for
-    /// incidents, when a partner must not be called at all.
-    ///
-    /// ```
-    /// let client = outbound::Client::builder().base_url("https://api.partner.example").build()?;
-    /// client.isolate();
-    /// assert!(client.clone().is_isolated());
-    /// client.restore();
-    /// # Ok::<(), outbound::Error>(())
-    /// ```
-    pub fn isolate(&self) {
-        if !self.shared.isolated.swap(true, Ordering::AcqRel) {
-            telemetry::isolation(&self.shared.name, true);
-        }
-    }
-
-    /// Lifts [`isolate`](Client::isolate).
-    pub fn restore(&self) {
-        if self.shared.isolated.swap(false, Ordering::AcqRel) {
-            telemetry::isolation(&self.shared.name, false);
-        }
-    }
-
-    /// Whether the client is isolated.
-    pub fn is_isolated(&self) -> bool {
-        self.shared.isolated.load(Ordering::Acquire)
-    }
 }
 
 /// 429 and 503 with a `Retry-After` the call cannot honour are reported as rate limiting.
 fn is_rate_limit_status(status: http::StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 503)
-}
-
-/// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's or
-/// hyper's) prints its value.
-fn mark_sensitive(headers: &mut HeaderMap, redactor: &Redactor) {
-    for (name, value) in headers.iter_mut() {
-        if redactor.is_sensitive_header(name) {
-            value.set_sensitive(true);
-        }
-    }
 }
 
 impl fmt::Debug for Client {

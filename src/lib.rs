@@ -57,6 +57,7 @@ mod error;
 mod gate;
 #[doc(hidden)]
 pub mod internals;
+mod isolation;
 mod origins;
 mod profile;
 mod ratelimit;

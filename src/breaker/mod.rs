@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use failsafe::{FailurePolicy, Instrument, StateMachine};
+use failsafe::{Instrument, StateMachine};
 use http::StatusCode;
 use tokio::time::Instant;
 
@@ -27,7 +27,9 @@ use crate::profile::sections::CircuitBreaker as Settings;
 use crate::retry::Outcome;
 use crate::telemetry;
 
-const SLOTS: u32 = 10;
+mod policy;
+
+use policy::{SLOTS, Slot, WindowPolicy};
 
 /// The breaker of one origin.
 pub(crate) struct Breaker {
@@ -267,65 +269,6 @@ impl Instrument for Observer {
 
     fn on_closed(&self) {
         self.0.transition(State::Closed, "a probe succeeded");
-    }
-}
-
-// ===== failure policy =====
-
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    tick: u64,
-    successes: u32,
-    failures: u32,
-}
-
-/// Outcomes counted in `SLOTS` buckets over `circuit_breaker.window`.
-struct WindowPolicy {
-    ratio: f64,
-    minimum: u32,
-    slot: Duration,
-    open_for: Duration,
-    start: Instant,
-    slots: [Slot; SLOTS as usize],
-}
-
-impl WindowPolicy {
-    fn current(&mut self) -> &mut Slot {
-        let tick = (self.start.elapsed().as_nanos() / self.slot.as_nanos().max(1)) as u64;
-        let slot = &mut self.slots[(tick % u64::from(SLOTS)) as usize];
-        if slot.tick != tick {
-            *slot = Slot {
-                tick,
-                ..Slot::default()
-            };
-        }
-        slot
-    }
-
-    fn totals(&mut self) -> (u32, u32) {
-        let tick = self.current().tick;
-        self.slots
-            .iter()
-            .filter(|s| s.tick + u64::from(SLOTS) > tick)
-            .fold((0, 0), |(ok, bad), s| (ok + s.successes, bad + s.failures))
-    }
-}
-
-impl FailurePolicy for WindowPolicy {
-    fn record_success(&mut self) {
-        self.current().successes += 1;
-    }
-
-    fn mark_dead_on_failure(&mut self) -> Option<Duration> {
-        self.current().failures += 1;
-        let (successes, failures) = self.totals();
-        let total = successes + failures;
-        (total >= self.minimum && f64::from(failures) >= self.ratio * f64::from(total))
-            .then_some(self.open_for)
-    }
-
-    fn revived(&mut self) {
-        self.slots = [Slot::default(); SLOTS as usize];
     }
 }
 
