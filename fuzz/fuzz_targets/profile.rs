@@ -1,6 +1,6 @@
 #![no_main]
-//! Profile files: any text is a set of profiles or a config error, never a panic, and an error
-//! never quotes a value that looks like an inline secret.
+//! Profile files: any text is a set of profiles or a config error, never a panic; and a secret
+//! written inline in a profile is refused without ever being echoed, whatever comes before it.
 
 use libfuzzer_sys::fuzz_target;
 
@@ -10,24 +10,22 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let text = text.replace('#', CANARY);
+    // Keys and durations are echoed on purpose; only the canary's own place is secret.
+    if text.contains(CANARY) {
+        return;
+    }
+    let text = format!(
+        "{text}\n[zz]\nbase_url = \"https://a.example\"\n[zz.auth]\ntype = \"bearer\"\ntoken = \"{CANARY}\"\n"
+    );
     match outbound::Profiles::from_toml_str(&text) {
         Ok(profiles) => {
-            let _ = format!("{profiles:?}");
+            let shown = format!("{profiles:?}");
+            assert!(!shown.contains(CANARY), "{shown}");
         }
         Err(err) => {
             assert!(err.is_config(), "{err}");
             let shown = format!("{err} {err:?}");
-            // A quoted canary can only come from a duration or host the file spelled out, which
-            // are echoed on purpose; a secret source never is.
-            if shown.contains(CANARY) {
-                assert!(
-                    !text.contains(&format!("token = \"{CANARY}\""))
-                        && !text.contains(&format!("key = \"{CANARY}\""))
-                        && !text.contains(&format!("client_secret = \"{CANARY}\"")),
-                    "{shown}"
-                );
-            }
+            assert!(!shown.contains(CANARY), "{shown}");
         }
     }
 });
