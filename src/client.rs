@@ -218,6 +218,9 @@ impl Client {
             &s.idempotency_header,
             s.settings.retry.auto_idempotency_key,
         );
+        // Once per call: the caller's headers do not change between attempts, and credentials
+        // are inserted already marked sensitive.
+        s.redactor.mark_sensitive(&mut headers);
         let origin = s.origins.get(&url);
         *origin_out = Some(origin.clone());
         origin.budget.deposit();
@@ -268,7 +271,6 @@ impl Client {
                 .await
                 .and_then(|applied| applied)
                 .map_err(|e| fail(e, sent))?;
-            s.redactor.mark_sensitive(&mut hop.headers);
 
             // 5. transport (and redirects, if the profile follows them)
             let attempt_started = Instant::now();

@@ -50,6 +50,18 @@ fn oauth(server: &TestServer) -> ClientBuilder {
     )
 }
 
+/// `n` concurrent GETs, each of which must end in 200.
+async fn concurrent_gets_succeed(client: &Client, n: usize) {
+    let mut calls = JoinSet::new();
+    for _ in 0..n {
+        let client = client.clone();
+        calls.spawn(async move { client.get("/contacts").send().await.map(|r| r.status()) });
+    }
+    while let Some(result) = calls.join_next().await {
+        assert_eq!(result.expect("task").expect("call"), 200);
+    }
+}
+
 fn api_requests(server: &TestServer) -> Vec<Recorded> {
     server
         .requests()
@@ -70,14 +82,7 @@ fn token_requests(server: &TestServer) -> Vec<Recorded> {
 async fn fifty_concurrent_first_calls_make_one_token_request() {
     let (server, _) = server(3600, |_| Reply::ok("")).await;
     let client = oauth(&server).build().expect("client");
-    let mut calls = JoinSet::new();
-    for _ in 0..50 {
-        let client = client.clone();
-        calls.spawn(async move { client.get("/contacts").send().await.map(|r| r.status()) });
-    }
-    while let Some(result) = calls.join_next().await {
-        assert_eq!(result.expect("task").expect("call"), 200);
-    }
+    concurrent_gets_succeed(&client, 50).await;
     assert_eq!(token_requests(&server).len(), 1);
     let api = api_requests(&server);
     assert_eq!(api.len(), 50);
@@ -181,14 +186,7 @@ async fn twenty_concurrent_unauthorized_answers_cause_one_refresh() {
     })
     .await;
     let client = oauth(&server).build().expect("client");
-    let mut calls = JoinSet::new();
-    for _ in 0..20 {
-        let client = client.clone();
-        calls.spawn(async move { client.get("/contacts").send().await.map(|r| r.status()) });
-    }
-    while let Some(result) = calls.join_next().await {
-        assert_eq!(result.expect("task").expect("call"), 200);
-    }
+    concurrent_gets_succeed(&client, 20).await;
     assert_eq!(
         token_requests(&server).len(),
         2,
