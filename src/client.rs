@@ -170,7 +170,7 @@ impl Client {
         let mut origin = None;
         // Boxed: the pipeline's state is several KiB, and a boxed future is moved as a pointer
         // instead of being copied into every future that awaits it.
-        let result = Box::pin(self.call(request, &mut origin))
+        let result = Box::pin(self.call(request, started, &mut origin))
             .instrument(span.clone())
             .await;
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
@@ -187,10 +187,10 @@ impl Client {
     async fn call(
         &self,
         request: PreparedRequest,
+        started: Instant,
         origin_out: &mut Option<Arc<Origin>>,
     ) -> Result<Response> {
         let s = &self.shared;
-        let started = Instant::now();
         let total = request.timeout.unwrap_or(s.settings.timeouts.total);
         let call_deadline = Deadline {
             at: started + total,
@@ -280,7 +280,7 @@ impl Client {
                 call_deadline,
             );
             sent += 1;
-            let mut timer = Timer::new(deadline);
+            let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
             let result = redirect::send(&wire, hop, &mut timer).await;
 
             // 6. classify
@@ -329,14 +329,15 @@ impl Client {
             }
 
             // 8. decide
+            let finished = Instant::now();
             let attempt = Attempt {
                 number,
                 method: &method,
                 has_idempotency_key,
                 outcome,
-                time_left: call_deadline.at.saturating_duration_since(Instant::now()),
+                time_left: call_deadline.at.saturating_duration_since(finished),
             };
-            telemetry::attempt_finished(&attempt, waited, attempt_started.elapsed());
+            telemetry::attempt_finished(&attempt, waited, finished - attempt_started);
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
                     telemetry::retry_scheduled(&attempt, after, &origin.labels);

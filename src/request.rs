@@ -228,9 +228,14 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
             .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e"));
         if !dot_segment {
             let mut url = base.clone();
-            let joined = format!("{}{path}", base.path().trim_end_matches('/'));
-            url.set_path(&joined);
-            url.set_query(query);
+            match base.path().trim_end_matches('/') {
+                "" => url.set_path(path),
+                prefix => url.set_path(&format!("{prefix}{path}")),
+            }
+            // The base has no query (the builder refuses one).
+            if query.is_some() {
+                url.set_query(query);
+            }
             return Ok(url);
         }
     }

@@ -2,10 +2,11 @@
 //! under a deadline, and maps `reqwest::Error` to an [`ErrorKind`] (the only place that reads
 //! reqwest's error predicates).
 //!
-//! Time limits, from the innermost out: `timeouts.connect` (TCP + TLS handshake) and
-//! `timeouts.read` (between two reads) are enforced by reqwest; the attempt deadline
-//! (`min(timeouts.attempt, time left)`) and the call's total deadline are ours, kept as a
-//! [`Deadline`] that also bounds reading the body.
+//! Time limits, from the innermost out: `timeouts.connect` (TCP + TLS handshake) is enforced by
+//! reqwest; `timeouts.read` (no response head or body chunk for that long), the attempt deadline
+//! (`min(timeouts.attempt, time left)`) and the call's total deadline are ours, kept by one
+//! [`Timer`] per attempt that also bounds reading the body. reqwest's own read timeout would
+//! add two more timers to every request.
 
 use std::fmt;
 use std::pin::Pin;
@@ -36,7 +37,6 @@ pub(crate) fn build(profile: &str, s: &Settings) -> Result<reqwest::Client, Erro
         .referer(false)
         .https_only(!s.allow_insecure_http)
         .connect_timeout(t.connect)
-        .read_timeout(t.read)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
         .tcp_keepalive(TCP_KEEPALIVE)
@@ -153,8 +153,14 @@ impl Deadline {
         Error::new(ErrorKind::Timeout).with_detail(detail)
     }
 
-    /// Runs `fut` until this deadline.
+    /// Runs `fut` until this deadline. A future that is ready at once (a cached token) never
+    /// registers a timer.
     pub(crate) async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Error> {
+        let mut fut = std::pin::pin!(fut);
+        let first = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(output) = first {
+            return Ok(output);
+        }
         tokio::time::timeout_at(self.at, fut)
             .await
             .map_err(|_| self.elapsed())
@@ -162,9 +168,13 @@ impl Deadline {
 }
 
 /// One timer for a whole attempt: the request, its redirects and the reading of the body share
-/// it, so an attempt registers one timer however many chunks its body has.
+/// it, so an attempt registers one timer however many chunks its body has. It fires at the
+/// attempt deadline or when nothing has been read for `idle` (`timeouts.read`), whichever comes
+/// first; progress only moves an instant, and the timer is re-armed lazily when it fires.
 pub(crate) struct Timer {
     deadline: Deadline,
+    idle: Duration,
+    last_read: Instant,
     sleep: Pin<Box<Sleep>>,
 }
 
@@ -172,27 +182,53 @@ impl fmt::Debug for Timer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timer")
             .field("deadline", &self.deadline)
+            .field("idle", &self.idle)
             .finish_non_exhaustive()
     }
 }
 
 impl Timer {
-    pub(crate) fn new(deadline: Deadline) -> Timer {
+    /// A timer for an attempt starting `now`, allowed to wait `idle` for each read.
+    pub(crate) fn new(deadline: Deadline, idle: Duration, now: Instant) -> Timer {
         Timer {
             deadline,
-            sleep: Box::pin(tokio::time::sleep_until(deadline.at)),
+            idle,
+            last_read: now,
+            sleep: Box::pin(tokio::time::sleep_until(deadline.at.min(now + idle))),
         }
     }
 
-    /// Runs `fut` until the deadline.
+    /// Restarts the idle clock: the caller is about to wait for data again after time spent
+    /// elsewhere (between receiving the head and reading the body).
+    pub(crate) fn resume(&mut self) {
+        self.last_read = Instant::now();
+    }
+
+    /// Runs `fut`, one read, until the deadline or the idle limit.
     pub(crate) async fn run<F: Future>(&mut self, fut: F) -> Result<F::Output, Error> {
         let mut fut = std::pin::pin!(fut);
-        let (sleep, deadline) = (&mut self.sleep, self.deadline);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(output) = fut.as_mut().poll(cx) {
+                self.last_read = Instant::now();
                 return Poll::Ready(Ok(output));
             }
-            sleep.as_mut().poll(cx).map(|()| Err(deadline.elapsed()))
+            loop {
+                std::task::ready!(self.sleep.as_mut().poll(cx));
+                let now = Instant::now();
+                if now >= self.deadline.at {
+                    return Poll::Ready(Err(self.deadline.elapsed()));
+                }
+                let idle_until = self.last_read + self.idle;
+                if now >= idle_until {
+                    return Poll::Ready(Err(Error::new(ErrorKind::Timeout).with_detail(format!(
+                        "no data for {} (timeouts.read)",
+                        humantime::format_duration(self.idle)
+                    ))));
+                }
+                // Data arrived since the timer was armed: wait for the new idle limit.
+                let at = self.deadline.at.min(idle_until);
+                self.sleep.as_mut().reset(at);
+            }
         })
         .await
     }
@@ -214,20 +250,13 @@ pub(crate) async fn send(
 /// The one mapping from `reqwest::Error` to our kinds. The URL is stripped before the error is
 /// kept as a source, since reqwest's `Display` would print it unredacted.
 pub(crate) fn classify(e: reqwest::Error, timeouts: &Timeouts) -> Error {
-    let (kind, detail) = if e.is_timeout() && e.is_connect() {
+    // reqwest keeps only the connect timeout; the others are the `Timer`'s.
+    let (kind, detail) = if e.is_timeout() {
         (
             ErrorKind::Timeout,
             format!(
                 "connect timeout of {} elapsed (timeouts.connect)",
                 humantime::format_duration(timeouts.connect)
-            ),
-        )
-    } else if e.is_timeout() {
-        (
-            ErrorKind::Timeout,
-            format!(
-                "no data for {} (timeouts.read)",
-                humantime::format_duration(timeouts.read)
             ),
         )
     } else if e.is_connect() {
@@ -285,17 +314,29 @@ pub(crate) async fn read_body(
         .content_length()
         .unwrap_or(0)
         .min(INITIAL_CAPACITY_CAP);
-    let mut body = BytesMut::with_capacity(capacity as usize);
+    timer.resume();
+    // A body that arrives as one chunk is returned as it is; only a second chunk costs a copy.
+    let mut first: Option<Bytes> = None;
+    let mut body = BytesMut::new();
     loop {
         let chunk = match timer.run(response.chunk()).await? {
             Ok(Some(chunk)) => chunk,
-            Ok(None) => return Ok(body.freeze()),
+            Ok(None) => return Ok(first.unwrap_or_else(|| body.freeze())),
             Err(e) => return Err(classify(e, timeouts)),
         };
-        if body.len() as u64 + chunk.len() as u64 > max {
+        let read = first.as_ref().map_or(0, Bytes::len) + body.len();
+        if (read + chunk.len()) as u64 > max {
             return Err(too_large(format!(
                 "body exceeds {key} ({max}) after decompression"
             )));
+        }
+        if first.is_none() && body.is_empty() {
+            first = Some(chunk);
+            continue;
+        }
+        if let Some(earlier) = first.take() {
+            body.reserve(capacity.max((read + chunk.len()) as u64) as usize);
+            body.extend_from_slice(&earlier);
         }
         body.extend_from_slice(&chunk);
     }

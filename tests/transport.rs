@@ -42,6 +42,53 @@ async fn body_trickled_slower_than_the_read_timeout_times_out() {
 }
 
 #[tokio::test]
+async fn slow_response_head_times_out_on_the_read_timeout() {
+    let server = TestServer::always(Reply::ok("late").delay(Duration::from_secs(5))).await;
+    let client = client_for(&server)
+        .read_timeout(Duration::from_millis(300))
+        .max_attempts(1)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    let err = client.get("/slow").send().await.expect_err("must time out");
+    assert!(
+        err.is_timeout() && err.to_string().contains("timeouts.read"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn body_trickled_within_the_read_timeout_outlasts_it() {
+    // Five bytes 150 ms apart: 750 ms in all, with never more than 400 ms without data.
+    let server = TestServer::always(Reply::ok("abcde").trickle(Duration::from_millis(150))).await;
+    let client = client_for(&server)
+        .read_timeout(Duration::from_millis(400))
+        .build()
+        .expect("client");
+    let response = client.get("/trickle").send().await.expect("head");
+    assert_eq!(response.bytes().await.expect("body"), "abcde");
+}
+
+#[tokio::test]
+async fn time_before_reading_the_body_is_not_idle_time() {
+    // The one body byte comes 1 s after the head; the caller starts reading after 600 ms, so
+    // it waits 400 ms for data, within the 800 ms read timeout.
+    let server = TestServer::always(Reply::ok("x").trickle(Duration::from_secs(1))).await;
+    let client = client_for(&server)
+        .read_timeout(Duration::from_millis(800))
+        .build()
+        .expect("client");
+    let response = client.get("/later").send().await.expect("head");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(response.bytes().await.expect("body"), "x");
+}
+
+#[tokio::test]
 async fn steady_trickle_is_still_bounded_by_the_attempt_timeout() {
     // Each byte comes well within the read timeout, but the whole body would take 4 s.
     let server =

@@ -139,7 +139,7 @@ impl TokenEndpoint {
                 value.set_sensitive(true);
             }
         }
-        let mut timer = Timer::new(deadline);
+        let mut timer = Timer::new(deadline, self.timeouts.read, Instant::now());
         let mut response = transport::send(&self.http, request, &mut timer, &self.timeouts).await?;
         *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(response.status());
         let mut answer = http::Response::builder().status(response.status());

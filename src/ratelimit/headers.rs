@@ -25,6 +25,15 @@ const ABSURD: Duration = Duration::from_secs(24 * 60 * 60);
 /// A reset value above this is a Unix timestamp, not a number of seconds.
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
+/// Whether any header this module reads is present. One pass over the names is cheaper than
+/// looking each one up, and most responses carry none.
+pub(crate) fn mentions_quota(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        let name = name.as_str();
+        name.starts_with("ratelimit") || name.starts_with("x-ratelimit")
+    })
+}
+
 /// How long until the quota resets, if the headers say it is exhausted now.
 pub(crate) fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(wait) = headers
@@ -92,6 +101,22 @@ mod tests {
             map.append(*name, value.parse().expect("value"));
         }
         map
+    }
+
+    #[test]
+    fn every_header_read_counts_as_a_mention() {
+        for name in [
+            &RATELIMIT,
+            &RATELIMIT_REMAINING,
+            &RATELIMIT_RESET,
+            &X_RATELIMIT_REMAINING,
+            &X_RATELIMIT_RESET,
+        ] {
+            let mut map = headers(&[("content-type", "application/json")]);
+            map.insert(name.clone(), "0".parse().expect("value"));
+            assert!(mentions_quota(&map), "{name} not noticed");
+        }
+        assert!(!mentions_quota(&headers(&[("content-type", "text/plain")])));
     }
 
     fn now() -> SystemTime {

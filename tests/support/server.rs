@@ -147,6 +147,7 @@ type Handler = dyn Fn(&Recorded) -> Reply + Send + Sync;
 struct State {
     handler: Box<Handler>,
     requests: Mutex<Vec<Recorded>>,
+    recording: AtomicBool,
     connections: AtomicUsize,
     panicked: AtomicBool,
 }
@@ -168,6 +169,7 @@ impl TestServer {
         let state = Arc::new(State {
             handler: Box::new(handler),
             requests: Mutex::new(Vec::new()),
+            recording: AtomicBool::new(true),
             connections: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
         });
@@ -225,6 +227,11 @@ impl TestServer {
         self.state.requests.lock().expect("lock").len()
     }
 
+    /// Stops keeping requests, for long runs that would otherwise grow without bound.
+    pub fn stop_recording(&self) {
+        self.state.recording.store(false, Ordering::Relaxed);
+    }
+
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
@@ -245,7 +252,9 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
         let Some(request) = read_request(&mut stream, &mut buf, connection).await else {
             return;
         };
-        state.requests.lock().expect("lock").push(request.clone());
+        if state.recording.load(Ordering::Relaxed) {
+            state.requests.lock().expect("lock").push(request.clone());
+        }
         let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| (state.handler)(&request))) {
             Ok(reply) => reply,
             Err(_) => {
