@@ -148,6 +148,7 @@ struct State {
     handler: Box<Handler>,
     requests: Mutex<Vec<Recorded>>,
     recording: AtomicBool,
+    received: AtomicUsize,
     connections: AtomicUsize,
     panicked: AtomicBool,
 }
@@ -170,6 +171,7 @@ impl TestServer {
             handler: Box::new(handler),
             requests: Mutex::new(Vec::new()),
             recording: AtomicBool::new(true),
+            received: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
         });
@@ -227,6 +229,11 @@ impl TestServer {
         self.state.requests.lock().expect("lock").len()
     }
 
+    /// How many requests arrived, recorded or not.
+    pub fn received(&self) -> usize {
+        self.state.received.load(Ordering::Relaxed)
+    }
+
     /// Stops keeping requests, for long runs that would otherwise grow without bound.
     pub fn stop_recording(&self) {
         self.state.recording.store(false, Ordering::Relaxed);
@@ -252,6 +259,7 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
         let Some(request) = read_request(&mut stream, &mut buf, connection).await else {
             return;
         };
+        state.received.fetch_add(1, Ordering::Relaxed);
         if state.recording.load(Ordering::Relaxed) {
             state.requests.lock().expect("lock").push(request.clone());
         }
