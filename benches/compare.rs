@@ -213,6 +213,7 @@ fn run(
     clients: &Arc<Clients>,
     variant: Variant,
     concurrency: usize,
+    calls: usize,
 ) -> Sample {
     let work = async {
         let started = Instant::now();
@@ -220,8 +221,8 @@ fn run(
         for _ in 0..concurrency {
             let clients = clients.clone();
             workers.spawn(async move {
-                let mut latencies = Vec::with_capacity(CALLS / concurrency);
-                for _ in 0..CALLS / concurrency {
+                let mut latencies = Vec::with_capacity(calls / concurrency);
+                for _ in 0..calls / concurrency {
                     let call = Instant::now();
                     clients.call(variant).await;
                     latencies.push(call.elapsed());
@@ -229,7 +230,7 @@ fn run(
                 latencies
             });
         }
-        let mut latencies: Vec<Duration> = Vec::with_capacity(CALLS);
+        let mut latencies: Vec<Duration> = Vec::with_capacity(calls);
         while let Some(done) = workers.join_next().await {
             latencies.extend(done.expect("worker"));
         }
@@ -263,16 +264,8 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--serve") {
-        return serve();
-    }
-    if !args.iter().any(|a| a == "--pinned") {
-        // Run this benchmark again pinned to CPU 0; its server child goes to CPU 1.
-        let status = pinned("0", &["--pinned"]).status().expect("run pinned");
-        std::process::exit(status.code().unwrap_or(1));
-    }
+/// Starts the server child (pinned to CPU 1 when possible) and returns it with its origin.
+fn spawn_server() -> (std::process::Child, String) {
     let mut server = pinned("1", &["--serve"])
         .stdout(Stdio::piped())
         .spawn()
@@ -281,20 +274,58 @@ fn main() {
     BufReader::new(server.stdout.take().expect("stdout"))
         .read_line(&mut origin)
         .expect("server origin");
+    (server, origin.trim().to_owned())
+}
+
+/// Runs `calls` calls of one variant, after as many to warm up, and nothing else.
+fn only(variant: Variant, calls: usize) {
+    let (mut server, origin) = spawn_server();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    let clients = Arc::new(Clients::new(origin.trim()));
+    let clients = Arc::new(Clients::new(&origin));
+    run(&runtime, &clients, variant, 1, 200);
+    run(&runtime, &clients, variant, 1, calls);
+    println!("{}", variant.name());
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--serve") {
+        return serve();
+    }
+    if let Some(at) = args.iter().position(|a| a == "--only") {
+        // `--only VARIANT CALLS`: one variant, sequential calls, for `benches/instructions`.
+        let variant = args.get(at + 1).and_then(|v| v.parse::<usize>().ok());
+        let calls = args.get(at + 2).and_then(|v| v.parse::<usize>().ok());
+        let (Some(variant), Some(calls)) = (variant, calls) else {
+            panic!("usage: --only VARIANT(0..{}) CALLS", VARIANTS.len());
+        };
+        return only(VARIANTS[variant], calls);
+    }
+    if !args.iter().any(|a| a == "--pinned") {
+        // Run this benchmark again pinned to CPU 0; its server child goes to CPU 1.
+        let status = pinned("0", &["--pinned"]).status().expect("run pinned");
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    let (mut server, origin) = spawn_server();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let clients = Arc::new(Clients::new(&origin));
 
     for concurrency in [1, 16] {
         for variant in VARIANTS {
-            run(&runtime, &clients, variant, concurrency); // warm-up: connections, caches
+            run(&runtime, &clients, variant, concurrency, CALLS); // warm-up: connections, caches
         }
         let mut samples = vec![Vec::new(); VARIANTS.len()];
         for _ in 0..ROUNDS {
             for (i, variant) in VARIANTS.iter().enumerate() {
-                samples[i].push(run(&runtime, &clients, *variant, concurrency));
+                samples[i].push(run(&runtime, &clients, *variant, concurrency, CALLS));
             }
         }
         let rows: Vec<Sample> = samples
