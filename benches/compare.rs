@@ -208,88 +208,102 @@ struct Sample {
     p99_us: f64,
 }
 
-fn run(
-    runtime: &tokio::runtime::Runtime,
-    clients: &Arc<Clients>,
-    variant: Variant,
-    concurrency: usize,
-    calls: usize,
-) -> Sample {
-    let work = async {
-        let started = Instant::now();
-        let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..concurrency {
-            let clients = clients.clone();
-            workers.spawn(async move {
-                let mut latencies = Vec::with_capacity(calls / concurrency);
-                for _ in 0..calls / concurrency {
-                    let call = Instant::now();
-                    clients.call(variant).await;
-                    latencies.push(call.elapsed());
-                }
-                latencies
-            });
-        }
-        let mut latencies: Vec<Duration> = Vec::with_capacity(calls);
-        while let Some(done) = workers.join_next().await {
-            latencies.extend(done.expect("worker"));
-        }
-        (started.elapsed(), latencies)
-    };
-    let cpu_before = thread_cpu_ns();
-    let (elapsed, mut latencies) = match variant.log_level() {
-        None => runtime.block_on(work),
-        Some(level) => {
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_max_level(level)
-                .with_writer(std::io::sink)
-                .finish();
-            tracing::subscriber::with_default(subscriber, || runtime.block_on(work))
-        }
-    };
-    let calls = latencies.len() as f64;
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    Sample {
-        rate: calls / elapsed.as_secs_f64(),
-        cpu_us: (thread_cpu_ns() - cpu_before) as f64 / 1e3 / calls,
-        p50_us: at(0.50),
-        p99_us: at(0.99),
-    }
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
 
-/// Starts the server child (pinned to CPU 1 when possible) and returns it with its origin.
-fn spawn_server() -> (std::process::Child, String) {
-    let mut server = pinned("1", &["--serve"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("server");
-    let mut origin = String::new();
-    BufReader::new(server.stdout.take().expect("stdout"))
-        .read_line(&mut origin)
-        .expect("server origin");
-    (server, origin.trim().to_owned())
+/// The server child (pinned to CPU 1 when possible), a current-thread runtime and the clients;
+/// the server is killed on drop.
+struct Harness {
+    server: std::process::Child,
+    runtime: tokio::runtime::Runtime,
+    clients: Arc<Clients>,
 }
 
-/// Runs `calls` calls of one variant, after as many to warm up, and nothing else.
+impl Harness {
+    fn start() -> Harness {
+        let mut server = pinned("1", &["--serve"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("server");
+        let mut origin = String::new();
+        BufReader::new(server.stdout.take().expect("stdout"))
+            .read_line(&mut origin)
+            .expect("server origin");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let clients = Arc::new(Clients::new(origin.trim()));
+        Harness {
+            server,
+            runtime,
+            clients,
+        }
+    }
+
+    /// `calls` calls of `variant`, `concurrency` at a time.
+    fn run(&self, variant: Variant, concurrency: usize, calls: usize) -> Sample {
+        let work = async {
+            let started = Instant::now();
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..concurrency {
+                let clients = self.clients.clone();
+                workers.spawn(async move {
+                    let mut latencies = Vec::with_capacity(calls / concurrency);
+                    for _ in 0..calls / concurrency {
+                        let call = Instant::now();
+                        clients.call(variant).await;
+                        latencies.push(call.elapsed());
+                    }
+                    latencies
+                });
+            }
+            let mut latencies: Vec<Duration> = Vec::with_capacity(calls);
+            while let Some(done) = workers.join_next().await {
+                latencies.extend(done.expect("worker"));
+            }
+            (started.elapsed(), latencies)
+        };
+        let cpu_before = thread_cpu_ns();
+        let (elapsed, mut latencies) = match variant.log_level() {
+            None => self.runtime.block_on(work),
+            Some(level) => {
+                let subscriber = tracing_subscriber::fmt()
+                    .json()
+                    .with_max_level(level)
+                    .with_writer(std::io::sink)
+                    .finish();
+                tracing::subscriber::with_default(subscriber, || self.runtime.block_on(work))
+            }
+        };
+        let calls = latencies.len() as f64;
+        latencies.sort();
+        let at =
+            |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        Sample {
+            rate: calls / elapsed.as_secs_f64(),
+            cpu_us: (thread_cpu_ns() - cpu_before) as f64 / 1e3 / calls,
+            p50_us: at(0.50),
+            p99_us: at(0.99),
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Runs 200 calls of one variant to warm up, then `calls` calls, and nothing else.
 fn only(variant: Variant, calls: usize) {
-    let (mut server, origin) = spawn_server();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let clients = Arc::new(Clients::new(&origin));
-    run(&runtime, &clients, variant, 1, 200);
-    run(&runtime, &clients, variant, 1, calls);
+    let harness = Harness::start();
+    harness.run(variant, 1, 200);
+    harness.run(variant, 1, calls);
     println!("{}", variant.name());
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 fn main() {
@@ -311,21 +325,16 @@ fn main() {
         let status = pinned("0", &["--pinned"]).status().expect("run pinned");
         std::process::exit(status.code().unwrap_or(1));
     }
-    let (mut server, origin) = spawn_server();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let clients = Arc::new(Clients::new(&origin));
+    let harness = Harness::start();
 
     for concurrency in [1, 16] {
         for variant in VARIANTS {
-            run(&runtime, &clients, variant, concurrency, CALLS); // warm-up: connections, caches
+            harness.run(variant, concurrency, CALLS); // warm-up: connections, caches
         }
         let mut samples = vec![Vec::new(); VARIANTS.len()];
         for _ in 0..ROUNDS {
             for (i, variant) in VARIANTS.iter().enumerate() {
-                samples[i].push(run(&runtime, &clients, *variant, concurrency, CALLS));
+                samples[i].push(harness.run(*variant, concurrency, CALLS));
             }
         }
         let rows: Vec<Sample> = samples
@@ -358,6 +367,4 @@ fn main() {
             );
         }
     }
-    let _ = server.kill();
-    let _ = server.wait();
 }

@@ -315,29 +315,44 @@ pub(crate) async fn read_body(
         .unwrap_or(0)
         .min(INITIAL_CAPACITY_CAP);
     timer.resume();
-    // A body that arrives as one chunk is returned as it is; only a second chunk costs a copy.
-    let mut first: Option<Bytes> = None;
-    let mut body = BytesMut::new();
-    loop {
-        let chunk = match timer.run(response.chunk()).await? {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => return Ok(first.unwrap_or_else(|| body.freeze())),
-            Err(e) => return Err(classify(e, timeouts)),
-        };
-        let read = first.as_ref().map_or(0, Bytes::len) + body.len();
-        if (read + chunk.len()) as u64 > max {
+    let mut read = 0u64;
+    let mut within = |len: usize| {
+        read += len as u64;
+        if read > max {
             return Err(too_large(format!(
                 "body exceeds {key} ({max}) after decompression"
             )));
         }
-        if first.is_none() && body.is_empty() {
-            first = Some(chunk);
-            continue;
-        }
-        if let Some(earlier) = first.take() {
-            body.reserve(capacity.max((read + chunk.len()) as u64) as usize);
-            body.extend_from_slice(&earlier);
-        }
+        Ok(())
+    };
+    // A body that arrives as one chunk is returned as it is; only a second chunk costs a copy.
+    let Some(first) = next_chunk(response, timer, timeouts).await? else {
+        return Ok(Bytes::new());
+    };
+    within(first.len())?;
+    let Some(second) = next_chunk(response, timer, timeouts).await? else {
+        return Ok(first);
+    };
+    within(second.len())?;
+    let mut body =
+        BytesMut::with_capacity(capacity.max((first.len() + second.len()) as u64) as usize);
+    body.extend_from_slice(&first);
+    body.extend_from_slice(&second);
+    while let Some(chunk) = next_chunk(response, timer, timeouts).await? {
+        within(chunk.len())?;
         body.extend_from_slice(&chunk);
     }
+    Ok(body.freeze())
+}
+
+/// The next chunk of a body, within `timer`.
+async fn next_chunk(
+    response: &mut reqwest::Response,
+    timer: &mut Timer,
+    timeouts: &Timeouts,
+) -> Result<Option<Bytes>, Error> {
+    timer
+        .run(response.chunk())
+        .await?
+        .map_err(|e| classify(e, timeouts))
 }

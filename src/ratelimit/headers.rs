@@ -27,7 +27,7 @@ const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
 /// Whether any header this module reads is present. One pass over the names is cheaper than
 /// looking each one up, and most responses carry none.
-pub(crate) fn mentions_quota(headers: &HeaderMap) -> bool {
+fn mentions_quota(headers: &HeaderMap) -> bool {
     headers.keys().any(|name| {
         let name = name.as_str();
         name.starts_with("ratelimit") || name.starts_with("x-ratelimit")
@@ -36,6 +36,9 @@ pub(crate) fn mentions_quota(headers: &HeaderMap) -> bool {
 
 /// How long until the quota resets, if the headers say it is exhausted now.
 pub(crate) fn exhausted_for(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if !mentions_quota(headers) {
+        return None;
+    }
     if let Some(wait) = headers
         .get_all(&RATELIMIT)
         .iter()

@@ -134,11 +134,7 @@ impl Limiter {
         max_wait: Duration,
     ) {
         let from_status = retry_after.filter(|_| matches!(status.as_u16(), 429 | 503));
-        let from_headers = || {
-            headers::mentions_quota(headers)
-                .then(|| exhausted_for(headers, SystemTime::now()))
-                .flatten()
-        };
+        let from_headers = || exhausted_for(headers, SystemTime::now());
         let Some(wait) = from_status.or_else(from_headers) else {
             return;
         };
