@@ -29,7 +29,7 @@ use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::{BodyContext, Response};
 use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryPolicy};
 use crate::telemetry::{self, Labels};
-use crate::transport::{Deadline, Limit, Timer};
+use crate::transport::{self, Deadline, Limit, Timer};
 
 /// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
 ///
@@ -193,7 +193,7 @@ impl Client {
         let s = &self.shared;
         let total = request.timeout.unwrap_or(s.settings.timeouts.total);
         let call_deadline = Deadline {
-            at: started + total,
+            at: transport::later(started, total),
             limit: Limit::Total(total),
         };
         let PreparedRequest {
@@ -285,9 +285,10 @@ impl Client {
 
             // 6. classify
             let outcome = match &result {
-                Ok((response, _)) => Outcome::Response {
-                    status: response.status(),
-                    retry_after: response
+                Ok(landed) => Outcome::Response {
+                    status: landed.response.status(),
+                    retry_after: landed
+                        .response
                         .headers()
                         .get(http::header::RETRY_AFTER)
                         .and_then(|v| retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
@@ -302,23 +303,43 @@ impl Client {
                 },
             };
 
-            // 7. record: the breaker's verdict, and a pause if the server asked for one
-            if let (Some(permit), Some(verdict)) = (permit, breaker::Verdict::of(&outcome)) {
-                permit.record(verdict);
+            // 7. record: the breaker's verdict, and a pause if the server asked for one, both
+            // against the origin that answered.
+            let answered_by = match &result {
+                Ok(landed) if landed.redirected => s.origins.get(&landed.url),
+                _ => origin.clone(),
+            };
+            if let Some(verdict) = breaker::Verdict::of(&outcome) {
+                if Arc::ptr_eq(&answered_by, &origin) {
+                    if let Some(permit) = permit {
+                        permit.record(verdict);
+                    }
+                } else {
+                    // The first origin answered with a redirect: it is up.
+                    if let Some(permit) = permit {
+                        permit.record(breaker::Verdict::Success);
+                    }
+                    if let Some(target) = &answered_by.breaker {
+                        target.observe(verdict);
+                    }
+                }
             }
-            if let (Ok((response, _)), Outcome::Response { retry_after, .. }) = (&result, outcome) {
-                origin.limiter.observe(
-                    response.status(),
-                    response.headers(),
+            if let (Ok(landed), Outcome::Response { retry_after, .. }) = (&result, outcome) {
+                answered_by.limiter.observe(
+                    landed.response.status(),
+                    landed.response.headers(),
                     retry_after,
                     s.settings.retry.max_retry_after,
                 );
             }
 
             // A 401 to a cached token: the server refused before acting, so one resend with a
-            // fresh token is safe whatever the method. A second 401 is final.
-            if let (Ok((response, _)), Some(token)) = (&result, &token)
-                && response.status() == http::StatusCode::UNAUTHORIZED
+            // fresh token is safe whatever the method. A second 401 is final. A 401 from a later
+            // hop answers that hop (where credentials may have been stripped): it says nothing
+            // of the token and the first request was acted on.
+            if let (Ok(landed), Some(token)) = (&result, &token)
+                && landed.response.status() == http::StatusCode::UNAUTHORIZED
+                && !landed.redirected
             {
                 if resent_after_unauthorized {
                     return Err(fail(auth::refused_fresh_token(), sent));
@@ -351,18 +372,18 @@ impl Client {
             };
             telemetry::retry_stopped(&attempt, stop, &origin.labels);
             return match result {
-                Ok((response, final_url)) => {
+                Ok(landed) => {
                     let response = Response::new(
-                        response,
+                        landed.response,
                         method,
-                        final_url,
+                        landed.url,
                         s.body.clone(),
                         timer,
                         sent,
                         stop.note(),
                     );
                     match stop.server_wait() {
-                        Some(wait) if is_rate_limit_status(response.status()) => {
+                        Some(wait) if retry::asks_to_slow_down(response.status()) => {
                             Err(response.rate_limited(wait))
                         }
                         _ => Ok(response),
@@ -372,11 +393,6 @@ impl Client {
             };
         }
     }
-}
-
-/// 429 and 503 with a `Retry-After` the call cannot honour are reported as rate limiting.
-fn is_rate_limit_status(status: http::StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 503)
 }
 
 impl fmt::Debug for Client {

@@ -212,6 +212,13 @@ impl Error {
         self
     }
 
+    /// Forgets a never-sent mark: an earlier hop of this attempt was answered, so the request
+    /// as the caller sent it did reach the server.
+    pub(crate) fn maybe_received(mut self) -> Error {
+        self.inner.never_sent = false;
+        self
+    }
+
     /// Whether the failure proves the server never received the request (connection refused,
     /// DNS or TLS handshake failure), which makes any request safe to send again.
     pub(crate) fn never_sent(&self) -> bool {
@@ -318,8 +325,7 @@ impl fmt::Display for Error {
             write!(f, ", status {}", status.as_u16())?;
         }
         if let Some(after) = inner.retry_after {
-            let shown = Duration::from_millis(after.as_millis() as u64);
-            write!(f, ", retry after {}", humantime::format_duration(shown))?;
+            write!(f, ", retry after {}", crate::telemetry::shown(after))?;
         }
         if inner.attempts > 1 {
             write!(f, ", after {} attempts", inner.attempts)?;

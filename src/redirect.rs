@@ -37,17 +37,37 @@ pub(crate) struct Wire<'a> {
     pub(crate) follow: bool,
 }
 
+/// The final answer of one attempt, after any redirects.
+pub(crate) struct Landed {
+    pub(crate) response: reqwest::Response,
+    /// The URL that gave `response`.
+    pub(crate) url: Url,
+    /// Whether `response` answers a later hop rather than the request as the caller sent it.
+    /// Such an answer (a 401 where credentials were stripped, a 429 from another origin) says
+    /// nothing about the first request's credentials or origin.
+    pub(crate) redirected: bool,
+}
+
 /// Sends `hop` and, if the profile says so, follows redirects. Returns the final response and
 /// its URL. Errors carry the method and the (redacted) URL of the hop that failed.
+///
+/// "Never received" is a fact about the first request only: once a hop has been answered, the
+/// server has acted on the request, so a failure on a later hop is never marked never-sent.
 pub(crate) async fn send(
     wire: &Wire<'_>,
     mut hop: Hop,
     timer: &mut Timer,
-) -> Result<(reqwest::Response, Url), Error> {
+) -> Result<Landed, Error> {
     let mut hops = 0;
     loop {
+        let answered_before = hops > 0;
         let context = |err: Error, hop: &Hop| {
-            err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string())
+            let err = err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string());
+            if answered_before {
+                err.maybe_received()
+            } else {
+                err
+            }
         };
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
         *request.headers_mut() = hop.headers.clone();
@@ -56,11 +76,16 @@ pub(crate) async fn send(
             .await
             .map_err(|e| context(e, &hop))?;
 
+        let landed = |response, url| Landed {
+            response,
+            url,
+            redirected: answered_before,
+        };
         if !wire.follow || !is_followed(response.status()) {
-            return Ok((response, hop.url));
+            return Ok(landed(response, hop.url));
         }
         let Some(location) = response.headers().get(header::LOCATION) else {
-            return Ok((response, hop.url));
+            return Ok(landed(response, hop.url));
         };
         hops += 1;
         if hops > MAX_HOPS {
@@ -116,6 +141,7 @@ fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Re
         ));
     }
     if !same_origin {
+        hop.url = wire.redactor.without_sensitive_params(next);
         let sensitive: Vec<_> = hop
             .headers
             .keys()
@@ -130,8 +156,9 @@ fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Re
         for name in sensitive {
             hop.headers.remove(name);
         }
+    } else {
+        hop.url = next;
     }
-    hop.url = next;
     Ok(())
 }
 

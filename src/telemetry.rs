@@ -247,8 +247,8 @@ pub(crate) fn attempt_finished(attempt: &Attempt<'_>, waited: Duration, elapsed:
     tracing::debug!(
         attempt = attempt.number,
         outcome = reason(&attempt.outcome),
-        backoff_waited_ms = waited.as_millis() as u64,
-        elapsed_ms = elapsed.as_millis() as u64,
+        backoff_waited_ms = millis(waited),
+        elapsed_ms = millis(elapsed),
         "attempt finished"
     );
 }
@@ -259,7 +259,7 @@ pub(crate) fn retry_scheduled(attempt: &Attempt<'_>, after: Duration, labels: &L
     tracing::info!(
         attempt = attempt.number,
         reason,
-        backoff_ms = after.as_millis() as u64,
+        backoff_ms = millis(after),
         "retry scheduled"
     );
     metrics::counter!(
@@ -322,7 +322,7 @@ pub(crate) fn paused(origin: &Arc<str>, status: StatusCode, wait: Duration) {
     tracing::info!(
         origin = %origin,
         status = status.as_u16(),
-        pause_ms = wait.as_millis() as u64,
+        pause_ms = millis(wait),
         "calls to origin paused"
     );
     metrics::counter!(metric::RATE_LIMIT_PAUSES, "server.address" => origin.clone()).increment(1);
@@ -330,7 +330,7 @@ pub(crate) fn paused(origin: &Arc<str>, status: StatusCode, wait: Duration) {
 
 /// A call waits for a rate limit (`cause`: `quota` or `pause`).
 pub(crate) fn rate_limit_wait(origin: &Arc<str>, cause: &'static str, wait: Duration) {
-    tracing::debug!(origin = %origin, cause, wait_ms = wait.as_millis() as u64, "waiting for rate limit");
+    tracing::debug!(origin = %origin, cause, wait_ms = millis(wait), "waiting for rate limit");
     metrics::histogram!(metric::RATE_LIMIT_WAIT, "server.address" => origin.clone(), "cause" => cause)
         .record(wait.as_secs_f64());
 }
@@ -368,7 +368,7 @@ pub(crate) fn token_failed(token_url: &str, cause: &str, retry_in: Duration) {
     tracing::warn!(
         token_url,
         cause,
-        retry_in_ms = retry_in.as_millis() as u64,
+        retry_in_ms = millis(retry_in),
         "access token request failed"
     );
     metrics::counter!(metric::TOKEN_REQUESTS, "result" => "error").increment(1);
@@ -388,4 +388,14 @@ pub(crate) fn body(
         let shown = redactor.body(content_type, body, max);
         tracing::debug!(direction, bytes = body.len(), body = %shown, "body");
     }
+}
+
+/// `d` in whole milliseconds, saturating: a server can ask for a wait no `u64` of them holds.
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A `Display` of `d` rounded to whole milliseconds, for messages.
+pub(crate) fn shown(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(millis(d)))
 }

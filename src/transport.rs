@@ -108,6 +108,16 @@ fn read_file(profile: &str, key: &str, path: &std::path::Path) -> Result<Vec<u8>
     })
 }
 
+/// Further ahead than any deadline or pause is meant (about 30 years, tokio's own "far future"),
+/// and far from where `Instant` arithmetic overflows.
+pub(crate) const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
+/// `at + wait`, saturated: a configured or server-sent duration of any size (up to
+/// `Duration::MAX`) means "very long", never a panic.
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    at + wait.min(FAR_FUTURE)
+}
+
 /// Which limit a [`Deadline`] stands for, so a timeout names the limit that fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
@@ -127,7 +137,7 @@ pub(crate) struct Deadline {
 impl Deadline {
     /// The attempt's deadline: `attempt` from `now`, or the call's deadline if that comes first.
     pub(crate) fn for_attempt(now: Instant, attempt: Duration, call: Deadline) -> Deadline {
-        let own = now + attempt;
+        let own = later(now, attempt);
         if own < call.at {
             Deadline {
                 at: own,
@@ -194,7 +204,7 @@ impl Timer {
             deadline,
             idle,
             last_read: now,
-            sleep: Box::pin(tokio::time::sleep_until(deadline.at.min(now + idle))),
+            sleep: Box::pin(tokio::time::sleep_until(deadline.at.min(later(now, idle)))),
         }
     }
 
@@ -218,7 +228,7 @@ impl Timer {
                 if now >= self.deadline.at {
                     return Poll::Ready(Err(self.deadline.elapsed()));
                 }
-                let idle_until = self.last_read + self.idle;
+                let idle_until = later(self.last_read, self.idle);
                 if now >= idle_until {
                     return Poll::Ready(Err(Error::new(ErrorKind::Timeout).with_detail(format!(
                         "no data for {} (timeouts.read)",

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::token_endpoint::{TokenEndpoint, TokenFailure};
 use crate::error::Error;
 use crate::telemetry;
+use crate::transport;
 
 const FAILURE_BACKOFF_MIN: Duration = Duration::from_millis(500);
 const FAILURE_BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -176,8 +177,8 @@ impl TokenCache {
                 let margin = self.refresh_before_expiry.min(lifetime / 2);
                 let token = Arc::new(Token {
                     secret: issued.access_token,
-                    refresh_at: sent + (lifetime - margin),
-                    expires_at: sent + lifetime,
+                    refresh_at: transport::later(sent, lifetime - margin),
+                    expires_at: transport::later(sent, lifetime),
                     generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::{AuthMethod, Timeouts};
-use crate::redact::Redactor;
+use crate::redact::{Redactor, printable};
 use crate::transport::{self, BodyLimit, Deadline, Limit, Timer};
 
 /// A token response larger than this is refused: real ones are a few hundred bytes.
@@ -75,7 +75,7 @@ impl TokenEndpoint {
     /// Asks for a new token.
     pub(crate) async fn fetch(&self) -> Result<Issued, TokenFailure> {
         let deadline = Deadline {
-            at: Instant::now() + self.timeouts.attempt(),
+            at: transport::later(Instant::now(), self.timeouts.attempt()),
             limit: Limit::Attempt(self.timeouts.attempt()),
         };
         let status = Mutex::new(None);
@@ -204,7 +204,8 @@ fn validate(
     if !token_type.eq_ignore_ascii_case("bearer") {
         return Err(TokenFailure::new(
             format!(
-                "token response has token_type {token_type:?}; only bearer tokens are supported"
+                "token response has token_type \"{}\"; only bearer tokens are supported",
+                printable(token_type)
             ),
             status,
         ));
@@ -250,7 +251,7 @@ fn describe(
         RequestTokenError::ServerResponse(response) => {
             let mut cause = format!(
                 "token endpoint refused the request: {}",
-                response.error().as_ref()
+                printable(response.error().as_ref())
             );
             if let Some(description) = response.error_description() {
                 cause.push_str(&format!(" ({})", printable(description)));
@@ -261,7 +262,7 @@ fn describe(
             TokenFailure::new(format!("token request failed: {err}"), status)
         }
         RequestTokenError::Parse(err, _body) => {
-            let path = err.path().to_string();
+            let path = printable(&err.path().to_string());
             let inner = err.inner();
             let cause = match (status, inner.classify()) {
                 (Some(code), _) if code != StatusCode::OK => format!(
@@ -298,9 +299,4 @@ fn describe(
             )
         }
     }
-}
-
-/// A server-supplied string, shortened and stripped of control characters before it is shown.
-fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }

@@ -96,19 +96,21 @@ impl Verdict {
 
 impl Breaker {
     pub(crate) fn new(origin: String, settings: &Settings) -> Breaker {
+        // failsafe adds it to a std `Instant`: saturate here so no setting can overflow there.
+        let open_for = settings.open_for.min(crate::transport::FAR_FUTURE);
         let observer = Arc::new(ObserverState {
             origin: origin.into(),
             state: AtomicU8::new(State::Closed as u8),
             opened_at: Mutex::new(None),
             probes: AtomicU32::new(0),
             half_open_requests: settings.half_open_requests,
-            open_for: settings.open_for,
+            open_for,
         });
         let policy = WindowPolicy {
             ratio: settings.failure_ratio,
             minimum: settings.minimum_requests,
             slot: settings.window / SLOTS,
-            open_for: settings.open_for,
+            open_for,
             start: Instant::now(),
             slots: [Slot::default(); SLOTS as usize],
         };
@@ -140,6 +142,14 @@ impl Breaker {
         })
     }
 
+    /// Records an answer this origin gave to a request that was not sent under its own permit
+    /// (a redirect target), if the breaker would have let one through.
+    pub(crate) fn observe(self: &Arc<Self>, verdict: Verdict) {
+        if let Ok(permit) = self.permit() {
+            permit.record(verdict);
+        }
+    }
+
     fn refusal(&self, what: &str) -> Error {
         let origin = &self.observer.origin;
         let mut err = Error::new(ErrorKind::CircuitOpen);
@@ -147,7 +157,7 @@ impl Breaker {
             Some(wait) if !wait.is_zero() => {
                 err = err.with_detail(format!(
                     "the breaker for {origin} {what}; it lets a probe through in {}",
-                    humantime::format_duration(round_to_millis(wait))
+                    crate::telemetry::shown(wait)
                 ));
                 err.with_retry_after(wait)
             }
@@ -159,10 +169,6 @@ impl Breaker {
     pub(crate) fn state(&self) -> State {
         self.observer.state()
     }
-}
-
-fn round_to_millis(d: Duration) -> Duration {
-    Duration::from_millis(d.as_millis() as u64)
 }
 
 /// Permission for one attempt. Record its verdict; a probe dropped without one (the call was
@@ -224,7 +230,10 @@ impl ObserverState {
             .opened_at
             .lock()
             .unwrap_or_else(PoisonError::into_inner))?;
-        Some((opened + self.open_for).saturating_duration_since(Instant::now()))
+        Some(
+            crate::transport::later(opened, self.open_for)
+                .saturating_duration_since(Instant::now()),
+        )
     }
 
     fn transition(&self, to: State, reason: &'static str) {

@@ -47,19 +47,26 @@ impl WindowPolicy {
         self.slots
             .iter()
             .filter(|s| s.tick + u64::from(SLOTS) > tick)
-            .fold((0, 0), |(ok, bad), s| (ok + s.successes, bad + s.failures))
+            .fold((0u32, 0u32), |(ok, bad), s| {
+                (
+                    ok.saturating_add(s.successes),
+                    bad.saturating_add(s.failures),
+                )
+            })
     }
 }
 
 impl FailurePolicy for WindowPolicy {
     fn record_success(&mut self) {
-        self.current().successes += 1;
+        let slot = self.current();
+        slot.successes = slot.successes.saturating_add(1);
     }
 
     fn mark_dead_on_failure(&mut self) -> Option<Duration> {
-        self.current().failures += 1;
+        let slot = self.current();
+        slot.failures = slot.failures.saturating_add(1);
         let (successes, failures) = self.totals();
-        let total = successes + failures;
+        let total = successes.saturating_add(failures);
         (total >= self.minimum && f64::from(failures) >= self.ratio * f64::from(total))
             .then_some(self.open_for)
     }

@@ -20,8 +20,6 @@ static RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 static X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-/// Resets further away than this are treated as garbage.
-const ABSURD: Duration = Duration::from_secs(24 * 60 * 60);
 /// A reset value above this is a Unix timestamp, not a number of seconds.
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
@@ -69,7 +67,7 @@ fn structured_item(item: &str) -> Option<Duration> {
     let mut reset = None;
     for param in item.split(';').skip(1) {
         let (key, value) = param.trim().split_once('=')?;
-        let value: u64 = value.trim().parse().ok()?;
+        let value = saturating_u64(value.trim())?;
         match key.trim() {
             "r" => remaining = Some(value),
             "t" => reset = Some(value),
@@ -77,21 +75,33 @@ fn structured_item(item: &str) -> Option<Duration> {
         }
     }
     let wait = Duration::from_secs(reset?);
-    (remaining? == 0 && wait <= ABSURD).then_some(wait)
+    (remaining? == 0).then_some(wait)
 }
 
 fn number(headers: &HeaderMap, name: &HeaderName) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+    saturating_u64(headers.get(name)?.to_str().ok()?.trim())
 }
 
+/// A decimal number; more digits than a `u64` holds saturate (a huge value is a long wait, not
+/// garbage).
+fn saturating_u64(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse().unwrap_or(u64::MAX))
+}
+
+/// Far resets are long waits, not garbage: the caller caps them with `retry.max_retry_after`.
 fn reset_wait(reset: u64, now: SystemTime) -> Option<Duration> {
-    let wait = if reset > EPOCH_THRESHOLD {
-        let at = UNIX_EPOCH.checked_add(Duration::from_secs(reset))?;
-        at.duration_since(now).unwrap_or(Duration::ZERO)
-    } else {
-        Duration::from_secs(reset)
-    };
-    (wait <= ABSURD).then_some(wait)
+    if reset <= EPOCH_THRESHOLD {
+        return Some(Duration::from_secs(reset));
+    }
+    let wait = UNIX_EPOCH
+        .checked_add(Duration::from_secs(reset))
+        .map_or(Duration::MAX, |at| {
+            at.duration_since(now).unwrap_or(Duration::ZERO)
+        });
+    Some(wait)
 }
 
 #[cfg(test)]
@@ -155,19 +165,31 @@ mod tests {
             &[("ratelimit", "r=0;t=5")][..],
             &[("ratelimit", r#""d";r=zero;t=5"#)],
             &[("ratelimit", r#""d";r=0;t=-5"#)],
-            &[("ratelimit", r#""d";r=0;t=99999999999"#)],
             &[("ratelimit", r#""d";r=0"#)],
             &[("x-ratelimit-remaining", "0")],
             &[
                 ("x-ratelimit-remaining", "0"),
                 ("x-ratelimit-reset", "soon"),
             ],
+        ] {
+            assert_eq!(exhausted_for(&headers(pairs), now()), None, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn far_resets_are_long_waits_not_garbage() {
+        let day = Duration::from_secs(86_400);
+        for pairs in [
+            &[("ratelimit", r#""d";r=0;t=99999999999"#)][..],
+            &[("ratelimit", r#""d";r=0;t=999999999999999999999999"#)],
             &[
                 ("x-ratelimit-remaining", "0"),
                 ("x-ratelimit-reset", "18446744073709551615"),
             ],
+            &[("ratelimit-remaining", "0"), ("ratelimit-reset", "172800")],
         ] {
-            assert_eq!(exhausted_for(&headers(pairs), now()), None, "{pairs:?}");
+            let wait = exhausted_for(&headers(pairs), now());
+            assert!(wait.is_some_and(|w| w > day), "{pairs:?}: {wait:?}");
         }
     }
 }

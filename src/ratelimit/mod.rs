@@ -101,7 +101,7 @@ impl Limiter {
                 Ok(()) => return Ok(()),
                 Err(not_until) => not_until.wait_time_from(quota.clock().now()),
             };
-            if now + wait >= deadline {
+            if crate::transport::later(now, wait) >= deadline {
                 return Err(self.refusal(
                     format!(
                         "the next slot of rate_limit.requests_per_second for {} is too late",
@@ -119,7 +119,7 @@ impl Limiter {
         Error::new(ErrorKind::RateLimited)
             .with_detail(format!(
                 "{detail}; the wait of {} would pass the deadline",
-                humantime::format_duration(Duration::from_millis(wait.as_millis() as u64))
+                telemetry::shown(wait)
             ))
             .with_retry_after(wait)
     }
@@ -133,7 +133,7 @@ impl Limiter {
         retry_after: Option<Duration>,
         max_wait: Duration,
     ) {
-        let from_status = retry_after.filter(|_| matches!(status.as_u16(), 429 | 503));
+        let from_status = retry_after.filter(|_| crate::retry::asks_to_slow_down(status));
         let from_headers = || exhausted_for(headers, SystemTime::now());
         let Some(wait) = from_status.or_else(from_headers) else {
             return;
@@ -142,7 +142,7 @@ impl Limiter {
         if wait.is_zero() {
             return;
         }
-        let until = Instant::now() + wait;
+        let until = crate::transport::later(Instant::now(), wait);
         let mut blocked = self
             .blocked_until
             .lock()

@@ -6,6 +6,7 @@
 //! profile's `[redact]` section adds to them and cannot remove from them.
 
 mod body;
+mod query;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -144,16 +145,6 @@ impl Redactor {
         format!("<{} bytes of {kind}>", bytes.len())
     }
 
-    /// A `Display` of a query string (or form body) with sensitive values masked.
-    fn query<'a>(&'a self, query: &'a str) -> RedactedQuery<'a> {
-        RedactedQuery {
-            query,
-            redactor: self,
-        }
-    }
-
-    /// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's
-    /// or hyper's) prints its value.
     pub(crate) fn mark_sensitive(&self, headers: &mut HeaderMap) {
         for (name, value) in headers.iter_mut() {
             if self.is_sensitive_header(name) {
@@ -167,7 +158,7 @@ impl Redactor {
         self.headers.contains(name)
     }
 
-    fn is_sensitive_param(&self, name: &str) -> bool {
+    pub(crate) fn is_sensitive_param(&self, name: &str) -> bool {
         self.query_params.contains(&name.to_ascii_lowercase())
     }
 
@@ -242,32 +233,34 @@ impl fmt::Debug for RedactedUrl<'_> {
     }
 }
 
-/// A query string that shows itself with sensitive values masked.
-struct RedactedQuery<'a> {
-    query: &'a str,
-    redactor: &'a Redactor,
+/// At most this many characters of a server's text reach an error or a log line.
+const MAX_SERVER_TEXT: usize = 120;
+
+/// Text a server chose (an OAuth `error` code, its description, a `token_type`), made safe to
+/// show: control characters escaped (a newline never starts a forged log line) and long text
+/// cut (a 10 KB `error` does not make a 10 KB message).
+pub(crate) fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len().min(MAX_SERVER_TEXT + 8));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_SERVER_TEXT {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
-impl fmt::Display for RedactedQuery<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, pair) in self.query.split('&').enumerate() {
-            if i > 0 {
-                f.write_str("&")?;
-            }
-            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            // Compare the decoded name, so `api%5Fkey` is caught like `api_key`.
-            let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
-                .next()
-                .map(|(name, _)| name.into_owned())
-                .unwrap_or_default();
-            if self.redactor.is_sensitive_param(&name) {
-                write!(f, "{raw_name}={MASK}")?;
-            } else {
-                f.write_str(pair)?;
-            }
-        }
-        Ok(())
-    }
+/// Headers whose value is a URL, which may be signed (`?X-Amz-Signature=…`).
+fn is_url_header(name: &HeaderName) -> bool {
+    matches!(
+        *name,
+        http::header::LOCATION | http::header::CONTENT_LOCATION
+    )
 }
 
 /// A header map that shows itself with sensitive values masked.
@@ -282,6 +275,11 @@ impl fmt::Debug for RedactedHeaders<'_> {
         for (name, value) in self.headers {
             if self.redactor.is_sensitive_header(name) || value.is_sensitive() {
                 map.entry(name, &MASK);
+            } else if let (true, Ok(text)) = (is_url_header(name), value.to_str()) {
+                map.entry(
+                    name,
+                    &format_args!("{:?}", self.redactor.reference(text).to_string()),
+                );
             } else {
                 map.entry(name, value);
             }
@@ -340,6 +338,31 @@ mod tests {
         let shown = format!("{:?}", redactor.headers(&headers));
         assert!(!shown.contains(CANARY), "{shown}");
         assert!(shown.contains("application/json"), "{shown}");
+    }
+
+    #[test]
+    fn signed_urls_in_location_headers_are_masked_in_debug() {
+        let redactor = Redactor::default();
+        let mut headers = HeaderMap::new();
+        let absolute = format!("https://cdn.example/f?X-Amz-Signature={CANARY}&part=1");
+        headers.insert("location", HeaderValue::try_from(absolute).expect("value"));
+        let relative = format!("/files/1?sig={CANARY};v=2#{CANARY}");
+        headers.insert(
+            "content-location",
+            HeaderValue::try_from(relative).expect("value"),
+        );
+        let shown = format!("{:?}", redactor.headers(&headers));
+        assert!(!shown.contains(CANARY), "{shown}");
+        assert!(shown.contains("part=1") && shown.contains("v=2"), "{shown}");
+    }
+
+    #[test]
+    fn server_text_is_escaped_and_bounded() {
+        let long = format!("bad\nline{}", "x".repeat(10_000));
+        let shown = printable(&long);
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.starts_with("bad\\nline"), "{shown}");
+        assert!(shown.chars().count() <= 130, "{}", shown.len());
     }
 }
 

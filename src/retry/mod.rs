@@ -17,7 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 pub(crate) use backoff::Backoff;
 pub(crate) use budget::RetryBudget;
-pub(crate) use policy::{Attempt, Decision, Outcome, RetryPolicy, StopReason};
+pub(crate) use policy::{Attempt, Decision, Outcome, RetryPolicy, StopReason, asks_to_slow_down};
 pub(crate) use replay::Delivery;
 pub(crate) use retry_after::parse as parse_retry_after;
 

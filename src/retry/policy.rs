@@ -95,6 +95,11 @@ impl StopReason {
     }
 }
 
+/// 429 and 503: the answers whose `Retry-After` asks every caller of the origin to wait.
+pub(crate) fn asks_to_slow_down(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 503)
+}
+
 /// The retry settings of one client.
 #[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
@@ -144,6 +149,17 @@ impl RetryPolicy {
         budget: &RetryBudget,
         unit: f64,
     ) -> Decision {
+        // A wait past the cap ends the call as rate limited whatever else holds: the origin is
+        // paused for `max_retry_after`, and returning the bare 429 would hide that.
+        if let Outcome::Response {
+            status,
+            retry_after: Some(wait),
+        } = attempt.outcome
+            && asks_to_slow_down(status)
+            && wait > self.max_retry_after
+        {
+            return Decision::Stop(StopReason::RetryAfterTooLong { wait });
+        }
         if !self.is_retryable(&attempt.outcome, attempt.has_idempotency_key) {
             return Decision::Stop(StopReason::Final);
         }
