@@ -234,7 +234,27 @@ fn range_rules_name_the_key() {
         (
             "rate_limit",
             "requests_per_second = 0",
-            "rate_limit.requests_per_second: must be greater than 0",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "rate_limit",
+            "requests_per_second = 1e-20",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "rate_limit",
+            "requests_per_second = 1e300",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "rate_limit",
+            "requests_per_second = nan",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "rate_limit",
+            "requests_per_second = 0.1\nburst = 4294967295",
+            "rate_limit.burst: is too large",
         ),
         ("tls", "min_version = '1.1'", "tls.min_version"),
         (

@@ -42,6 +42,13 @@ impl fmt::Display for ConfigError {
 }
 
 /// Checks every value and every relation between values of one profile.
+/// `rate_limit.requests_per_second` bounds: below, governor's period overflows; above, it rounds
+/// to zero and the quota would silently vanish.
+const MIN_RATE: f64 = 1e-6;
+const MAX_RATE: f64 = 1e9;
+/// About 31 years: the longest refill of a burst (`(burst - 1) / rate`).
+const MAX_BURST_REFILL_SECS: f64 = 1e9;
+
 pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
     let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
 
@@ -157,14 +164,27 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
     }
 
     if let Some(limit) = &s.rate_limit {
-        if !(limit.requests_per_second.is_finite() && limit.requests_per_second > 0.0) {
+        let rate = limit.requests_per_second;
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
             return err(
                 "rate_limit.requests_per_second",
-                "must be greater than 0".into(),
+                format!("must be between {MIN_RATE} (one call in about 12 days) and {MAX_RATE}"),
             );
         }
-        if limit.burst == Some(0) {
-            return err("rate_limit.burst", "must be at least 1".into());
+        match limit.burst {
+            Some(0) => return err("rate_limit.burst", "must be at least 1".into()),
+            // Refilling the burst must take a span a clock can count (governor's GCRA works
+            // in u64 nanoseconds).
+            Some(burst) if f64::from(burst - 1) / rate > MAX_BURST_REFILL_SECS => {
+                return err(
+                    "rate_limit.burst",
+                    format!(
+                        "is too large for requests_per_second = {rate}: refilling it must take \
+                         at most {MAX_BURST_REFILL_SECS} seconds"
+                    ),
+                );
+            }
+            _ => {}
         }
     }
 
