@@ -246,11 +246,10 @@ impl Client {
         loop {
             self.check_isolation().map_err(|e| fail(e, sent))?;
 
-            // 2. circuit breaker
-            let permit = match &origin.breaker {
-                Some(breaker) => Some(breaker.permit().map_err(|e| fail(e, sent))?),
-                None => None,
-            };
+            // 2. circuit breaker: fail fast before waiting for anything
+            if let Some(breaker) = &origin.breaker {
+                breaker.check().map_err(|e| fail(e, sent))?;
+            }
 
             // 3. rate limiter
             origin
@@ -271,6 +270,15 @@ impl Client {
                 .await
                 .and_then(|applied| applied)
                 .map_err(|e| fail(e, sent))?;
+
+            // The waits above can be long: the kill switch and the breaker are asked again
+            // right before the wire, and the breaker's permit (a probe slot when half-open) is
+            // taken only now.
+            self.check_isolation().map_err(|e| fail(e, sent))?;
+            let permit = match &origin.breaker {
+                Some(breaker) => Some(breaker.permit().map_err(|e| fail(e, sent))?),
+                None => None,
+            };
 
             // 5. transport (and redirects, if the profile follows them)
             let attempt_started = Instant::now();

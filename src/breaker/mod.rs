@@ -14,20 +14,21 @@
 //! caller's mistake and counts as a success.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use failsafe::{Instrument, StateMachine};
+use failsafe::StateMachine;
 use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
 use crate::profile::sections::CircuitBreaker as Settings;
 use crate::retry::Outcome;
-use crate::telemetry;
 
+mod observer;
 mod policy;
+
+use observer::{Observer, ObserverState};
 
 use policy::{SLOTS, Slot, WindowPolicy};
 
@@ -35,6 +36,10 @@ use policy::{SLOTS, Slot, WindowPolicy};
 pub(crate) struct Breaker {
     machine: StateMachine<WindowPolicy, Observer>,
     observer: Arc<ObserverState>,
+    /// Held around every call into failsafe. failsafe changes its state under its own lock but
+    /// tells the observer after releasing it, so without ours a racing caller could see
+    /// failsafe half-open while the probe gate still reads open, and pass without a probe slot.
+    serial: Mutex<()>,
 }
 
 impl fmt::Debug for Breaker {
@@ -103,6 +108,7 @@ impl Breaker {
             state: AtomicU8::new(State::Closed as u8),
             opened_at: Mutex::new(None),
             probes: AtomicU32::new(0),
+            epoch: AtomicU64::new(0),
             half_open_requests: settings.half_open_requests,
             open_for,
         });
@@ -117,11 +123,33 @@ impl Breaker {
         Breaker {
             machine: StateMachine::new(policy, Observer(observer.clone())),
             observer,
+            serial: Mutex::new(()),
         }
+    }
+
+    fn serial(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.serial.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fails fast with `is_circuit_open()` if an attempt would be refused now, without taking
+    /// anything: checked before a call waits for its rate-limit slot or its token. The permit
+    /// itself is taken after those waits, right before the wire.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        let _serial = self.serial();
+        if !self.machine.is_call_permitted() {
+            return Err(self.refusal("is open"));
+        }
+        if self.observer.state() == State::HalfOpen
+            && self.observer.probes.load(Ordering::Acquire) == 0
+        {
+            return Err(self.refusal("is half-open and its probes are in flight"));
+        }
+        Ok(())
     }
 
     /// Lets an attempt through, or fails fast with `is_circuit_open()` and no I/O.
     pub(crate) fn permit(self: &Arc<Self>) -> Result<Permit, Error> {
+        let _serial = self.serial();
         if !self.machine.is_call_permitted() {
             return Err(self.refusal("is open"));
         }
@@ -138,6 +166,7 @@ impl Breaker {
         Ok(Permit {
             breaker: self.clone(),
             probe,
+            epoch: self.observer.epoch.load(Ordering::Acquire),
             recorded: false,
         })
     }
@@ -176,6 +205,8 @@ impl Breaker {
 pub(crate) struct Permit {
     breaker: Arc<Breaker>,
     probe: bool,
+    /// How many times the breaker had opened when this permit was taken.
+    epoch: u64,
     recorded: bool,
 }
 
@@ -188,102 +219,42 @@ impl fmt::Debug for Permit {
 }
 
 impl Permit {
+    /// Records the attempt's verdict. A permit taken before the breaker last opened is a
+    /// straggler: what it saw predates the opening, so it neither closes nor re-opens anything.
     pub(crate) fn record(mut self, verdict: Verdict) {
         self.recorded = true;
+        let breaker = &self.breaker;
+        let _serial = breaker.serial();
+        if breaker.observer.epoch.load(Ordering::Acquire) != self.epoch {
+            return;
+        }
         match verdict {
-            Verdict::Success => self.breaker.machine.on_success(),
-            Verdict::Failure => self.breaker.machine.on_error(),
+            Verdict::Success => breaker.machine.on_success(),
+            Verdict::Failure => breaker.machine.on_error(),
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if self.probe && !self.recorded {
-            self.breaker.observer.probes.fetch_add(1, Ordering::AcqRel);
-        }
-    }
-}
-
-// ===== observer =====
-
-struct ObserverState {
-    origin: Arc<str>,
-    state: AtomicU8,
-    opened_at: Mutex<Option<Instant>>,
-    probes: AtomicU32,
-    half_open_requests: u32,
-    open_for: Duration,
-}
-
-impl ObserverState {
-    fn state(&self) -> State {
-        match self.state.load(Ordering::Acquire) {
-            s if s == State::Open as u8 => State::Open,
-            s if s == State::HalfOpen as u8 => State::HalfOpen,
-            _ => State::Closed,
-        }
-    }
-
-    fn next_probe_in(&self) -> Option<Duration> {
-        let opened = (*self
-            .opened_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner))?;
-        Some(
-            crate::transport::later(opened, self.open_for)
-                .saturating_duration_since(Instant::now()),
-        )
-    }
-
-    fn transition(&self, to: State, reason: &'static str) {
-        let from = self.state();
-        self.state.store(to as u8, Ordering::Release);
-        // failsafe reports "closed" when a breaker is created; only changes are news.
-        if from == to {
+        if !self.probe || self.recorded {
             return;
         }
-        telemetry::breaker_transition(&self.origin, from.name(), to.name(), reason);
-    }
-}
-
-/// failsafe's instrument: keeps our view of the state and arms the probe gate.
-struct Observer(Arc<ObserverState>);
-
-impl Instrument for Observer {
-    fn on_call_rejected(&self) {}
-
-    fn on_open(&self) {
-        let reason = if self.0.state() == State::HalfOpen {
-            "a probe failed"
-        } else {
-            "the failure ratio reached circuit_breaker.failure_ratio"
-        };
-        self.0.probes.store(0, Ordering::Release);
-        *self
-            .0
-            .opened_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-        self.0.transition(State::Open, reason);
-    }
-
-    fn on_half_open(&self) {
-        self.0
-            .probes
-            .store(self.0.half_open_requests, Ordering::Release);
-        self.0
-            .transition(State::HalfOpen, "circuit_breaker.open_for elapsed");
-    }
-
-    fn on_closed(&self) {
-        self.0.transition(State::Closed, "a probe succeeded");
+        let breaker = &self.breaker;
+        let _serial = breaker.serial();
+        // A slot of an earlier half-open period is not given back to a later one.
+        if breaker.observer.epoch.load(Ordering::Acquire) == self.epoch
+            && breaker.observer.state() == State::HalfOpen
+        {
+            breaker.observer.probes.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn settings(minimum: u32, open_for_ms: u64, probes: u32) -> Settings {
         Settings {
