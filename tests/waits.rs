@@ -211,3 +211,50 @@ async fn a_straggler_from_before_the_opening_does_not_close_the_breaker() {
     probe.await.expect("no panic").expect("the probe's answer");
     client.get("/ok").send().await.expect("closed by the probe");
 }
+
+// A fetch that is under way finishes and is cached even when its caller gave up: otherwise
+// calls with a short timeout against a slow token endpoint mint a token each and never succeed.
+#[tokio::test]
+async fn a_token_fetch_outlives_the_caller_that_started_it() {
+    let server = TestServer::start(|request| match request.path() {
+        "/oauth/token" => Reply::json(
+            200,
+            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
+        )
+        .delay(Duration::from_millis(300)),
+        _ => Reply::ok(""),
+    })
+    .await;
+    let client = client_for(&server)
+        .oauth2_client_credentials(
+            server.url("/oauth/token"),
+            "orders",
+            outbound::SecretString::from("client-secret"),
+        )
+        .build()
+        .expect("client");
+    let short = Duration::from_millis(100);
+    let err = client
+        .get("/x")
+        .timeout(short)
+        .send()
+        .await
+        .expect_err("too short");
+    assert!(err.is_timeout(), "{err}");
+    // A caller dropped mid-fetch does not cancel it either.
+    drop(tokio::time::timeout(Duration::from_millis(20), client.get("/x").send()).await);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let response = client
+        .get("/x")
+        .timeout(short)
+        .send()
+        .await
+        .expect("the cached token");
+    assert_eq!(response.status(), 200);
+    let fetched = server
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/oauth/token")
+        .count();
+    assert_eq!(fetched, 1);
+}

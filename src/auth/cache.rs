@@ -103,7 +103,8 @@ impl TokenCache {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future while it fetches cancels that fetch; the next waiting caller tries.
+    /// Dropping the future while it fetches does not cancel the fetch: it finishes in its own
+    /// task and the token is cached for the next caller.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, Error> {
         let now = Instant::now();
         if let Some(token) = self.cached() {
@@ -152,8 +153,8 @@ impl TokenCache {
         });
     }
 
-    async fn fetch_or_wait(&self, started: Instant) -> Result<Arc<Token>, Error> {
-        let mut flight = self.flight.lock().await;
+    async fn fetch_or_wait(self: &Arc<Self>, started: Instant) -> Result<Arc<Token>, Error> {
+        let mut flight = self.flight.clone().lock_owned().await;
         if let Some(token) = self.cached()
             && Instant::now() < token.expires_at
         {
@@ -164,7 +165,20 @@ impl TokenCache {
         {
             return Err(failure.failure.to_error());
         }
-        self.refresh(&mut flight).await
+        // The fetch runs in its own task holding the flight lock: once started it finishes and
+        // is cached even if this caller times out or is dropped, and the next caller uses it
+        // (otherwise short deadlines against a slow endpoint would mint a token each and never
+        // succeed). The token request is bounded by its own timeouts.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.refresh(&mut flight).await;
+        };
+        let cache = self.clone();
+        runtime
+            .spawn(async move { cache.refresh(&mut flight).await })
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::new(crate::ErrorKind::Auth).with_detail("the token request was aborted"))
+            })
     }
 
     /// Fetches a token and caches it, or records the failure. Called with the flight lock held.
