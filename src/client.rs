@@ -61,6 +61,7 @@ pub(crate) struct Shared {
     pub(crate) gate: OriginGate,
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) credentials: Credentials,
+    pub(crate) credential_scope: auth::Scope,
     pub(crate) idempotency_header: HeaderName,
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
@@ -265,11 +266,15 @@ impl Client {
                 headers: headers.clone(),
                 body: body.clone(),
             };
-            let token = call_deadline
-                .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
-                .await
-                .and_then(|applied| applied)
-                .map_err(|e| fail(e, sent))?;
+            let token = if s.credential_scope.covers(&url) {
+                call_deadline
+                    .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
+                    .await
+                    .and_then(|applied| applied)
+                    .map_err(|e| fail(e, sent))?
+            } else {
+                None
+            };
 
             // The waits above can be long: the kill switch and the breaker are asked again
             // right before the wire, and the breaker's permit (a probe slot when half-open) is

@@ -110,6 +110,7 @@ impl TokenCacheProbe {
                 extra_params: Default::default(),
                 refresh_before_expiry: Duration::from_secs(60),
                 default_token_lifetime: Duration::from_secs(300),
+                hosts: Vec::new(),
             }),
             ..Default::default()
         };

@@ -236,7 +236,7 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
             if query.is_some() {
                 url.set_query(query);
             }
-            return Ok(url);
+            return confine(base, url);
         }
     }
     match Url::parse(input) {
@@ -247,10 +247,38 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
                 let path = format!("{}/", dir.path());
                 dir.set_path(&path);
             }
-            dir.join(input.trim_start_matches('/'))
-                .map_err(|e| Error::builder(format!("invalid URL ({e})")))
+            let url = dir
+                .join(input.trim_start_matches('/'))
+                .map_err(|e| Error::builder(format!("invalid URL ({e})")))?;
+            confine(base, url)
         }
         Err(e) => Err(Error::builder(format!("invalid URL ({e})"))),
+    }
+}
+
+/// A relative path stays under `base_url`'s path: `../`, `%2e%2e/` and `/../` cannot climb out
+/// of `https://api.example/v2` to reach another API on the same host with our credentials. Dot
+/// segments hidden behind an encoded slash (`..%2f`) are refused too, since some servers decode
+/// the slash before they resolve the dots.
+fn confine(base: &Url, url: Url) -> Result<Url> {
+    let prefix = base.path().trim_end_matches('/');
+    let path = url.path();
+    let inside = path
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    let decoded = path
+        .to_ascii_lowercase()
+        .replace("%2e", ".")
+        .replace("%2f", "/")
+        .replace("%5c", "/");
+    let hidden_dots = decoded.split(['/', '\\']).any(|segment| segment == "..");
+    if inside && !hidden_dots {
+        Ok(url)
+    } else {
+        Err(Error::builder(
+            "the path climbs out of base_url's path (dot segments); use an absolute URL \
+             to call another path on purpose",
+        ))
     }
 }
 
@@ -282,14 +310,7 @@ mod tests {
 
     #[test]
     fn the_fast_path_agrees_with_joining() {
-        for input in [
-            "/users/1",
-            "/a b/ü?q=1 2&x",
-            "/v1/../admin",
-            "/./x",
-            "/x?",
-            "/%2e%2e/y",
-        ] {
+        for input in ["/users/1", "/a b/ü?q=1 2&x", "/v1/../admin", "/./x", "/x?"] {
             let base = Url::parse("https://a.example/v2").expect("base");
             let fast = resolve_url(&base, input).expect("fast");
             let mut dir = base.clone();
@@ -297,6 +318,35 @@ mod tests {
             let joined = dir.join(input.trim_start_matches('/')).expect("join");
             assert_eq!(fast, joined, "{input}");
         }
+    }
+
+    #[test]
+    fn relative_paths_cannot_climb_out_of_the_base_path() {
+        let base = Url::parse("https://a.example/v2").expect("base");
+        for input in [
+            "../admin",
+            "/../admin",
+            "/%2e%2e/admin",
+            "%2E%2E/admin",
+            "/.%2e/admin",
+            "/users/../../admin",
+            "/..%2fadmin",
+            "/users/..%2F..%2Fadmin",
+            "/..%5cadmin",
+        ] {
+            let err = resolve_url(&base, input).expect_err(input);
+            assert!(err.is_builder(), "{input}: {err}");
+            assert!(err.to_string().contains("base_url's path"), "{err}");
+        }
+        // Dot segments that stay inside are fine.
+        assert_eq!(
+            resolve("https://a.example/v2", "/users/../orders"),
+            "https://a.example/v2/orders"
+        );
+        assert_eq!(
+            resolve("https://a.example/v2", "/"),
+            "https://a.example/v2/"
+        );
     }
 
     #[test]

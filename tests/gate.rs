@@ -121,3 +121,63 @@ async fn scheme_relative_path_stays_on_the_base_host() {
         .expect("stays on base host");
     assert_eq!(server.requests()[0].target, "/evil.example/x");
 }
+
+// Least privilege: credentials go to base_url's origin; another allowed origin gets them only
+// when `auth.hosts` names its host.
+#[tokio::test]
+async fn credentials_go_to_the_base_origin_only_unless_auth_hosts_names_another() {
+    let api = TestServer::always(Reply::ok("")).await;
+    let cdn = TestServer::always(Reply::ok("")).await;
+    let keyed = |scoped: bool| {
+        let builder = support::client_for(&api)
+            .api_key("x-api-key", outbound::SecretString::from("key-canary"));
+        let builder = if scoped {
+            builder.auth_hosts(["127.0.0.1"])
+        } else {
+            builder
+        };
+        builder.build().expect("client")
+    };
+    let client = keyed(false);
+    client.get("/x").send().await.expect("base origin");
+    client.get(cdn.url("/asset")).send().await.expect("CDN");
+    assert_eq!(api.requests()[0].header("x-api-key"), Some("key-canary"));
+    assert_eq!(
+        cdn.requests()[0].header("x-api-key"),
+        None,
+        "the CDN got the key"
+    );
+
+    keyed(true)
+        .get(cdn.url("/asset"))
+        .send()
+        .await
+        .expect("CDN in auth.hosts");
+    assert_eq!(cdn.requests()[1].header("x-api-key"), Some("key-canary"));
+}
+
+#[tokio::test]
+async fn auth_hosts_outside_allowed_hosts_are_refused() {
+    let api = TestServer::always(Reply::ok("")).await;
+    let err = support::client_for(&api)
+        .bearer_token(outbound::SecretString::from("tok"))
+        .auth_hosts(["elsewhere.example"])
+        .build()
+        .expect_err("not allowed");
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("auth.hosts"), "{err}");
+}
+
+#[tokio::test]
+async fn a_relative_path_cannot_climb_out_of_the_base_path() {
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = support::client_for(&server)
+        .base_url(server.url("/v2"))
+        .build()
+        .expect("client");
+    for path in ["../admin", "/%2e%2e/admin", "/users/..%2f..%2fadmin"] {
+        let err = client.get(path).send().await.expect_err(path);
+        assert!(err.is_builder(), "{path}: {err}");
+    }
+    assert_eq!(server.hits(), 0);
+}

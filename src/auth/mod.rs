@@ -80,6 +80,7 @@ impl Credentials {
                 extra_params,
                 refresh_before_expiry,
                 default_token_lifetime,
+                hosts: _,
             }) => {
                 let endpoint = TokenEndpoint {
                     http: http.clone(),
@@ -104,6 +105,7 @@ impl Credentials {
                 key,
                 header,
                 query_param,
+                hosts: _,
             }) => {
                 let secret = key.resolve().map_err(|p| config("auth.key", p))?;
                 match query_param {
@@ -124,7 +126,7 @@ impl Credentials {
                     },
                 }
             }
-            Some(Auth::Bearer { token }) => Credentials::Header {
+            Some(Auth::Bearer { token, .. }) => Credentials::Header {
                 name: http::header::AUTHORIZATION,
                 secret: token.resolve().map_err(|p| config("auth.token", p))?,
                 bearer: true,
@@ -220,6 +222,36 @@ impl Credentials {
         if let Credentials::OAuth(cache) = self {
             cache.invalidate(token);
         }
+    }
+}
+
+/// Where credentials may be sent: `base_url`'s origin, and the hosts listed in `auth.hosts`.
+/// Another allowed host (a CDN, a file host) gets a call without them.
+#[derive(Debug)]
+pub(crate) struct Scope {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+    hosts: Vec<String>,
+}
+
+impl Scope {
+    pub(crate) fn new(base_url: &Url, auth: Option<&Auth>) -> Scope {
+        Scope {
+            scheme: base_url.scheme().to_owned(),
+            host: base_url.host_str().unwrap_or_default().to_owned(),
+            port: base_url.port_or_known_default(),
+            hosts: auth.map_or_else(Vec::new, |auth| auth.hosts().to_vec()),
+        }
+    }
+
+    /// Whether a request to `url` carries the credentials.
+    pub(crate) fn covers(&self, url: &Url) -> bool {
+        let host = url.host_str().unwrap_or_default();
+        let base = url.scheme() == self.scheme
+            && host.eq_ignore_ascii_case(&self.host)
+            && url.port_or_known_default() == self.port;
+        base || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 }
 

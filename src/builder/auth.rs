@@ -17,6 +17,7 @@ impl ClientBuilder {
             key: SecretSource::Value(key),
             header: Some(header.into()),
             query_param: None,
+            hosts: Vec::new(),
         });
         self
     }
@@ -33,6 +34,7 @@ impl ClientBuilder {
             key: SecretSource::Value(key),
             header: None,
             query_param: Some(param.into()),
+            hosts: Vec::new(),
         });
         self
     }
@@ -42,6 +44,7 @@ impl ClientBuilder {
     pub fn bearer_token(mut self, token: SecretString) -> ClientBuilder {
         self.settings.auth = Some(Auth::Bearer {
             token: SecretSource::Value(token),
+            hosts: Vec::new(),
         });
         self
     }
@@ -70,8 +73,39 @@ impl ClientBuilder {
             extra_params: Default::default(),
             refresh_before_expiry: Duration::from_secs(60),
             default_token_lifetime: Duration::from_secs(300),
+            hosts: Vec::new(),
         });
         self
+    }
+
+    /// Hosts besides `base_url`'s origin that also get the credentials; each must be in
+    /// `allowed_hosts`. Set the credentials first. Profile key: `auth.hosts`.
+    ///
+    /// By default credentials go to `base_url`'s origin only: an absolute URL to another
+    /// allowed host (a CDN, a file host) carries no token, key or bearer.
+    ///
+    /// ```
+    /// # use outbound::SecretString;
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.partner.example")
+    ///     .allowed_hosts(["api.partner.example", "uploads.partner.example"])
+    ///     .bearer_token(SecretString::from("token"))
+    ///     .auth_hosts(["uploads.partner.example"])
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn auth_hosts<I, S>(mut self, hosts: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        match &mut self.settings.auth {
+            Some(auth) => {
+                auth.hosts_mut().extend(hosts.into_iter().map(Into::into));
+                self
+            }
+            None => self.fail("auth.hosts", "needs credentials to be set first"),
+        }
     }
 
     fn oauth2(mut self, key: &str, f: impl FnOnce(&mut Auth)) -> ClientBuilder {

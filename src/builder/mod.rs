@@ -16,7 +16,7 @@ use std::time::Duration;
 use http::HeaderName;
 use url::Url;
 
-use crate::auth::Credentials;
+use crate::auth::{Credentials, Scope};
 use crate::breaker::Breaker;
 use crate::client::{Client, Shared};
 use crate::error::{Error, Result};
@@ -288,6 +288,7 @@ impl ClientBuilder {
         });
         let origins = origins(&name, &base_url, &s);
         let labels = Labels::new(&name, "none");
+        let credential_scope = Scope::new(&base_url, s.auth.as_ref());
         Ok(Client::from_shared(Shared {
             gate: OriginGate::new(&s, &base_url),
             name,
@@ -295,6 +296,7 @@ impl ClientBuilder {
             http,
             redactor,
             credentials,
+            credential_scope,
             idempotency_header,
             body,
             retry: RetryPolicy::new(&s.retry),

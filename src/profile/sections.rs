@@ -193,6 +193,8 @@ pub(crate) enum Auth {
         refresh_before_expiry: Duration,
         #[serde(with = "duration", default = "default_token_lifetime")]
         default_token_lifetime: Duration,
+        #[serde(default)]
+        hosts: Vec<String>,
     },
     /// A static API key, sent in a header (default `X-Api-Key`) or, if a partner insists, a
     /// query parameter.
@@ -202,12 +204,35 @@ pub(crate) enum Auth {
         header: Option<String>,
         #[serde(default)]
         query_param: Option<String>,
+        #[serde(default)]
+        hosts: Vec<String>,
     },
     /// A static bearer token.
-    Bearer { token: SecretSource },
+    Bearer {
+        token: SecretSource,
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
 }
 
 impl Auth {
+    /// `auth.hosts`: hosts besides `base_url`'s origin that also get the credentials.
+    pub(crate) fn hosts(&self) -> &[String] {
+        match self {
+            Auth::Oauth2ClientCredentials { hosts, .. }
+            | Auth::ApiKey { hosts, .. }
+            | Auth::Bearer { hosts, .. } => hosts,
+        }
+    }
+
+    pub(crate) fn hosts_mut(&mut self) -> &mut Vec<String> {
+        match self {
+            Auth::Oauth2ClientCredentials { hosts, .. }
+            | Auth::ApiKey { hosts, .. }
+            | Auth::Bearer { hosts, .. } => hosts,
+        }
+    }
+
     /// The `type` key's value.
     pub(crate) fn kind_name(&self) -> &'static str {
         match self {

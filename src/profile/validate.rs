@@ -41,7 +41,6 @@ impl fmt::Display for ConfigError {
     }
 }
 
-/// Checks every value and every relation between values of one profile.
 /// `rate_limit.requests_per_second` bounds: below, governor's period overflows; above, it rounds
 /// to zero and the quota would silently vanish.
 const MIN_RATE: f64 = 1e-6;
@@ -49,6 +48,7 @@ const MAX_RATE: f64 = 1e9;
 /// About 31 years: the longest refill of a burst (`(burst - 1) / rate`).
 const MAX_BURST_REFILL_SECS: f64 = 1e9;
 
+/// Checks every value and every relation between values of one profile.
 pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
     let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
 
@@ -190,6 +190,17 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
 
     if let Some(auth) = &s.auth {
         validate_auth(profile, auth, s.allow_insecure_http)?;
+        let base_host = base_url.host_str().unwrap_or_default();
+        let allowed = |host: &str| match &s.allowed_hosts {
+            Some(hosts) => hosts.iter().any(|h| h.eq_ignore_ascii_case(host)),
+            None => host.eq_ignore_ascii_case(base_host),
+        };
+        if let Some(host) = auth.hosts().iter().find(|host| !allowed(host)) {
+            return err(
+                "auth.hosts",
+                format!("{host:?} is not in allowed_hosts; credentials go only where calls may"),
+            );
+        }
     }
 
     if s.tls.client_cert_file.is_some() != s.tls.client_key_file.is_some() {
