@@ -69,6 +69,8 @@ pub enum Reply {
     StallBody { status: u16 },
     /// A chunked body that never ends.
     Endless,
+    /// Send the head and part of the body, then reset the connection.
+    Truncated { status: u16 },
 }
 
 impl Reply {
@@ -282,6 +284,13 @@ async fn serve(mut stream: TcpStream, connection: usize, state: Arc<State>) {
                 let head = format!("HTTP/1.1 {status} X\r\ncontent-length: 100\r\n\r\n");
                 let _ = stream.write_all(head.as_bytes()).await;
                 std::future::pending::<()>().await;
+            }
+            Reply::Truncated { status } => {
+                let partial = format!("HTTP/1.1 {status} X\r\ncontent-length: 100\r\n\r\npartial");
+                let _ = stream.write_all(partial.as_bytes()).await;
+                let _ = stream.flush().await;
+                let _ = stream.set_zero_linger();
+                return;
             }
             Reply::Endless => {
                 let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
