@@ -92,8 +92,17 @@ enum Step {
     Slow,
     Redirect {
         code: u16,
-        to_other_origin: bool,
+        to: Target,
     },
+}
+
+/// Where a redirect points.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    SameOrigin,
+    OtherOrigin,
+    /// A loopback port nobody listens on.
+    DeadPort,
 }
 
 #[derive(Debug, Clone)]
@@ -205,8 +214,11 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::StallBody),
         1 => Just(Step::Trickle),
         1 => Just(Step::Slow),
-        2 => (prop_oneof![Just(301u16), Just(302), Just(303), Just(307), Just(308)], any::<bool>())
-            .prop_map(|(code, to_other_origin)| Step::Redirect { code, to_other_origin }),
+        2 => (
+            prop_oneof![Just(301u16), Just(302), Just(303), Just(307), Just(308)],
+            prop_oneof![Just(Target::SameOrigin), Just(Target::OtherOrigin), Just(Target::DeadPort)],
+        )
+            .prop_map(|(code, to)| Step::Redirect { code, to }),
     ]
 }
 
@@ -265,18 +277,20 @@ fn reply(step: &Step, other_origin: &str) -> Reply {
         Step::StallBody => Reply::StallBody { status: 200 },
         Step::Trickle => Reply::ok("trickled-body").trickle(Duration::from_millis(15)),
         Step::Slow => Reply::ok("slow").delay(Duration::from_millis(300)),
-        Step::Redirect {
-            code,
-            to_other_origin,
-        } => {
-            let location = if *to_other_origin {
-                format!("{other_origin}/landing?api_key={KEY}&page=1")
-            } else {
-                "/hop".to_owned()
+        Step::Redirect { code, to } => {
+            let location = match to {
+                Target::SameOrigin => "/hop".to_owned(),
+                Target::OtherOrigin => format!("{other_origin}/landing?api_key={KEY}&page=1"),
+                Target::DeadPort => format!("http://127.0.0.1:{}/gone", dead_port()),
             };
             Reply::redirect(*code, &location)
         }
     }
+}
+
+fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
 }
 
 fn is_401(step: &Step) -> bool {
@@ -548,4 +562,68 @@ fn the_core_promise_holds_for_any_server_profile_call_and_cancellation() {
     if let Err(failure) = runner.run(&case(), |case| check(&case)) {
         panic!("{failure}");
     }
+}
+
+// ===== shrunk failures, kept as named regressions =====
+
+fn quiet_profile(follow: bool, auth: Auth) -> Profile {
+    Profile {
+        max_attempts: 2,
+        attempt_ms: 100,
+        total_ms: 200,
+        read_ms: 50,
+        breaker: None,
+        rate: None,
+        auth,
+        follow,
+        max_retry_after_ms: 50,
+        auto_key: false,
+    }
+}
+
+fn plain_call(method: &'static str) -> Call {
+    Call {
+        method,
+        key: false,
+        timeout_ms: None,
+        cancel_after_ms: None,
+    }
+}
+
+const FINE: Step = Step::Status {
+    code: 200,
+    retry_after: None,
+    ratelimit: None,
+};
+
+// Found by the model: a keyless POST answered with a redirect to a dead port was sent again,
+// because the connect failure on the second hop was taken for "never sent".
+#[test]
+fn keyless_post_redirected_to_a_dead_port_is_acted_on_once() {
+    let case = Case {
+        profile: quiet_profile(true, Auth::None),
+        call: plain_call("POST"),
+        script: vec![Step::Redirect {
+            code: 301,
+            to: Target::DeadPort,
+        }],
+        other: FINE,
+    };
+    check(&case).expect("the invariants hold");
+}
+
+// Found by the model: a 3xx returned to the caller showed the credential a server wrote into its
+// `Location` in the response's `Debug`.
+#[test]
+fn a_returned_redirect_shows_no_credential_from_its_location() {
+    let case = Case {
+        profile: quiet_profile(false, Auth::ApiKeyQuery),
+        call: plain_call("GET"),
+        script: vec![Step::Redirect {
+            code: 301,
+            to: Target::OtherOrigin,
+        }],
+        other: FINE,
+    };
+    check(&case).expect("the invariants hold");
 }
