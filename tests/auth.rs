@@ -445,14 +445,17 @@ async fn static_credentials_go_in_the_right_header_and_never_cross_origins() {
         .follow_redirects(true)
         .build()
         .expect("client");
-    api_key.get("/x").send().await.expect("followed");
+    let response = api_key.get("/x").send().await.expect("followed");
+    assert_eq!(response.status(), 200, "the redirect was not followed");
     let bearer = support::client_for(&server)
         .bearer_token(SecretString::from("static-1"))
         .follow_redirects(true)
         .build()
         .expect("client");
-    bearer.get("/y").send().await.expect("followed");
+    let response = bearer.get("/y").send().await.expect("followed");
+    assert_eq!(response.status(), 200, "the redirect was not followed");
 
+    assert_eq!(target.hits(), 2, "both calls reach the target");
     let sent = server.requests();
     assert_eq!(sent[0].header("x-partner-key"), Some("key-1"));
     assert_eq!(sent[1].header("authorization"), Some("Bearer static-1"));

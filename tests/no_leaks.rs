@@ -221,13 +221,16 @@ async fn no_canary_appears_in_any_output_on_any_path() {
         .build()
         .expect("client");
     shown.result(paused.get("/slow-down").send().await);
-    shown.result(
-        paused
-            .get(format!("/slow-down?api_key={QUERY_KEY}"))
-            .timeout(Duration::from_millis(200))
-            .send()
-            .await,
+    let limited = paused
+        .get(format!("/slow-down?api_key={QUERY_KEY}"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(
+        limited.as_ref().is_err_and(outbound::Error::is_rate_limited),
+        "the paused origin must refuse: {limited:?}"
     );
+    shown.result(limited);
     shown.result(
         paused
             .get(format!("{}/landing?api_key={QUERY_KEY}", landing.origin()))
