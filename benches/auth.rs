@@ -61,10 +61,14 @@ fn main() {
         while let Some(result) = calls.join_next().await {
             result.expect("task").expect("token");
         }
+        let fetched = issued.load(Ordering::SeqCst) - before;
         println!(
             "{:<48} {:>10}",
-            "token requests for 10 000 calls at expiry",
-            issued.load(Ordering::SeqCst) - before
+            "token requests for 10 000 calls at expiry", fetched
+        );
+        assert_eq!(
+            fetched, 1,
+            "single flight: one token request for every waiting call"
         );
     });
 }

@@ -19,15 +19,25 @@ fn main() {
     bench("decision: 200 OK (no retry)", || {
         decider.decide(&Method::GET, StatusCode::OK, None, 1, false)
     });
-    bench("decision: 503 on GET (retry, budget withdraw)", || {
-        decider.decide(
-            &Method::GET,
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            1,
-            false,
-        )
-    });
+    // Five calls pay for one retry at the default 20 % budget, so every decision measured here is
+    // a retry (the expect proves it), never a budget refusal.
+    bench(
+        "decision: 503 on GET (retry; 5 deposits + 1 withdraw)",
+        || {
+            for _ in 0..5 {
+                decider.deposit();
+            }
+            decider
+                .decide(
+                    &Method::GET,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    1,
+                    false,
+                )
+                .expect("the retry path")
+        },
+    );
     bench("decision: 503 on keyless POST (refused)", || {
         decider.decide(
             &Method::POST,
@@ -38,14 +48,19 @@ fn main() {
         )
     });
     let value = HeaderValue::from_static("3");
-    bench("decision: 429 with Retry-After: 3", || {
-        decider.decide(
-            &Method::GET,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some(&value),
-            1,
-            false,
-        )
+    bench("decision: 429 with Retry-After: 3 (retry)", || {
+        for _ in 0..5 {
+            decider.deposit();
+        }
+        decider
+            .decide(
+                &Method::GET,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(&value),
+                1,
+                false,
+            )
+            .expect("the retry path")
     });
     bench("backoff delay (attempt 3)", || {
         backoff_delay(

@@ -227,7 +227,9 @@ async fn no_canary_appears_in_any_output_on_any_path() {
         .send()
         .await;
     assert!(
-        limited.as_ref().is_err_and(outbound::Error::is_rate_limited),
+        limited
+            .as_ref()
+            .is_err_and(outbound::Error::is_rate_limited),
         "the paused origin must refuse: {limited:?}"
     );
     shown.result(limited);
