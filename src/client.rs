@@ -7,7 +7,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderName, Method};
@@ -15,20 +14,19 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::{self, Credentials};
+use crate::auth::{self};
 use crate::breaker;
 use crate::builder::ClientBuilder;
 use crate::error::Error;
 use crate::error::Result;
-use crate::gate::OriginGate;
-use crate::origins::{Origin, PerOrigin};
+use crate::origins::Origin;
 use crate::profile::{Profile, Settings};
-use crate::redact::Redactor;
 use crate::redirect::{self, Hop, Wire};
 use crate::request::{self, PreparedRequest, RequestBuilder};
-use crate::response::{BodyContext, Response};
-use crate::retry::{self, Attempt, Decision, Delivery, Outcome, RetryPolicy};
-use crate::telemetry::{self, Labels};
+use crate::response::Response;
+use crate::retry::{self, Attempt, Decision, Delivery, Outcome};
+use crate::shared::Shared;
+use crate::telemetry::{self};
 use crate::transport::{self, Deadline, Limit, Timer};
 
 /// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
@@ -50,25 +48,6 @@ use crate::transport::{self, Deadline, Limit, Timer};
 #[derive(Clone)]
 pub struct Client {
     pub(crate) shared: Arc<Shared>,
-}
-
-/// Everything the clones of one client share.
-pub(crate) struct Shared {
-    pub(crate) name: String,
-    pub(crate) settings: Settings,
-    pub(crate) base_url: Url,
-    pub(crate) http: reqwest::Client,
-    pub(crate) gate: OriginGate,
-    pub(crate) redactor: Arc<Redactor>,
-    pub(crate) credentials: Credentials,
-    pub(crate) credential_scope: auth::Scope,
-    pub(crate) idempotency_header: HeaderName,
-    pub(crate) body: Arc<BodyContext>,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) origins: PerOrigin<Origin>,
-    /// The metric labels of calls refused before they had an origin.
-    pub(crate) labels: Labels,
-    pub(crate) isolated: AtomicBool,
 }
 
 // ===== impl Client =====

@@ -66,6 +66,7 @@ mod redirect;
 mod request;
 mod response;
 mod retry;
+mod shared;
 mod telemetry;
 mod transport;
 

@@ -256,6 +256,16 @@ fn range_rules_name_the_key() {
             "requests_per_second = 0.1\nburst = 4294967295",
             "rate_limit.burst: is too large",
         ),
+        (
+            "auth",
+            "type = 'api_key'\nkey = { env = 'PARTNER_KEY' }\nheader = 'bad header'",
+            "auth.header: \"bad header\" is not a valid header name",
+        ),
+        (
+            "auth",
+            "type = 'bearer'\ntoken = { env = 'PARTNER_TOKEN' }\nhosts = ['cdn.example']",
+            "auth.hosts: \"cdn.example\" is not in allowed_hosts",
+        ),
         ("tls", "min_version = '1.1'", "tls.min_version"),
         (
             "tls",

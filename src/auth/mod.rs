@@ -19,8 +19,6 @@ use crate::profile::sections::{Auth, Timeouts};
 pub(crate) use cache::{Token, TokenCache};
 pub(crate) use token_endpoint::TokenEndpoint;
 
-const DEFAULT_API_KEY_HEADER: &str = "x-api-key";
-
 /// The resolved credentials of a client.
 pub(crate) enum Credentials {
     None,
@@ -56,6 +54,9 @@ impl fmt::Debug for Credentials {
         }
     }
 }
+
+/// `auth.header`'s default.
+const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 impl Credentials {
     /// Reads the secrets the profile's `[auth]` section points to. Token requests go over `http`
@@ -114,13 +115,7 @@ impl Credentials {
                         secret,
                     },
                     None => Credentials::Header {
-                        name: HeaderName::from_bytes(
-                            header
-                                .as_deref()
-                                .unwrap_or(DEFAULT_API_KEY_HEADER)
-                                .as_bytes(),
-                        )
-                        .map_err(|_| config("auth.header", "is not a valid header name".into()))?,
+                        name: header.clone().unwrap_or(DEFAULT_API_KEY_HEADER),
                         secret,
                         bearer: false,
                     },

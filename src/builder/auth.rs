@@ -7,15 +7,19 @@ use url::Url;
 
 use super::ClientBuilder;
 use crate::profile::SecretSource;
-use crate::profile::sections::{Auth, AuthMethod};
+use crate::profile::sections::{Auth, AuthMethod, parse_header_name};
 
 impl ClientBuilder {
     /// Sends `key` in header `header` on every request. Profile: `[auth] type = "api_key"`,
     /// `header`.
-    pub fn api_key(mut self, header: impl Into<String>, key: SecretString) -> ClientBuilder {
+    pub fn api_key(mut self, header: impl AsRef<str>, key: SecretString) -> ClientBuilder {
+        let header = match parse_header_name(header.as_ref()) {
+            Ok(header) => header,
+            Err(problem) => return self.fail("auth.header", problem),
+        };
         self.settings.auth = Some(Auth::ApiKey {
             key: SecretSource::Value(key),
-            header: Some(header.into()),
+            header: Some(header),
             query_param: None,
             hosts: Vec::new(),
         });

@@ -9,27 +9,16 @@ mod shedding;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use http::HeaderName;
 use url::Url;
 
-use crate::auth::{Credentials, Scope};
-use crate::breaker::Breaker;
-use crate::client::{Client, Shared};
+use crate::client::Client;
 use crate::error::{Error, Result};
-use crate::gate::OriginGate;
-use crate::origins::{Origin, PerOrigin};
 use crate::profile::sections::{Proxy, TlsVersion};
 use crate::profile::{ConfigError, Settings, validate};
-use crate::ratelimit::{self, Limiter};
 use crate::redact::Redactor;
-use crate::response::BodyContext;
-use crate::retry::{RetryBudget, RetryPolicy};
-use crate::telemetry::Labels;
-use crate::transport;
+use crate::shared::Shared;
 
 /// Builds a [`Client`]. Start from [`Client::builder`] or [`Client::builder_from`].
 ///
@@ -251,78 +240,10 @@ impl ClientBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
-        let (name, s) = (self.name, self.settings);
-        validate(&name, &s).map_err(Error::config)?;
-        let base_url = s
-            .base_url
-            .clone()
-            .ok_or_else(|| Error::config(ConfigError::new(&name, "base_url", "is required")))?;
-        let http = transport::build(&name, &s)?;
-        let credentials = Credentials::resolve(&name, s.auth.as_ref(), &http, &s.timeouts)?;
-        let mut query_params = s.redact.query_params.clone();
-        query_params.extend(credentials.query_param().map(str::to_owned));
-        let mut headers = s.redact.headers.clone();
-        headers.extend(
-            credentials
-                .header_name()
-                .map(|name| name.as_str().to_owned()),
-        );
-        let redactor = Arc::new(Redactor::new(
-            &headers,
-            &query_params,
-            &s.redact.json_fields,
-        ));
-        let idempotency_header = HeaderName::from_bytes(s.retry.idempotency_header.as_bytes())
-            .map_err(|_| {
-                Error::config(ConfigError::new(
-                    &name,
-                    "retry.idempotency_header",
-                    "is not a valid header name",
-                ))
-            })?;
-        let body = Arc::new(BodyContext {
-            redactor: redactor.clone(),
-            max_bytes: s.max_response_bytes,
-            timeouts: s.timeouts.clone(),
-            log: s.log.bodies.then_some(s.log.max_body_bytes as usize),
-        });
-        let origins = origins(&name, &base_url, &s);
-        let labels = Labels::new(&name, "none");
-        let credential_scope = Scope::new(&base_url, s.auth.as_ref());
-        Ok(Client::from_shared(Shared {
-            gate: OriginGate::new(&s, &base_url),
-            name,
-            base_url,
-            http,
-            redactor,
-            credentials,
-            credential_scope,
-            idempotency_header,
-            body,
-            retry: RetryPolicy::new(&s.retry),
-            origins,
-            labels,
-            isolated: AtomicBool::new(false),
-            settings: s,
-        }))
+        let (name, settings) = (self.name, self.settings);
+        let checked = validate(&name, &settings).map_err(Error::config)?;
+        Shared::new(name, settings, checked).map(Client::from_shared)
     }
-}
-
-/// The per-origin state of a client with validated settings `s`.
-fn origins(name: &str, base_url: &Url, s: &Settings) -> PerOrigin<Origin> {
-    let budget_percent = s.retry.budget_percent;
-    let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
-    let quota = s.rate_limit.as_ref().and_then(ratelimit::quota);
-    let profile = name.to_owned();
-    PerOrigin::new(base_url, move |origin| Origin {
-        // The overflow entry of `PerOrigin` has no origin of its own.
-        labels: Labels::new(&profile, origin),
-        budget: RetryBudget::new(budget_percent),
-        breaker: breaker
-            .as_ref()
-            .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),
-        limiter: Limiter::new(origin.to_owned(), quota),
-    })
 }
 
 impl fmt::Debug for ClientBuilder {

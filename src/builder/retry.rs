@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::ClientBuilder;
+use crate::profile::sections::parse_header_name;
 
 impl ClientBuilder {
     /// Attempts per call, the first included (1 disables retries). Profile key:
@@ -62,8 +63,13 @@ impl ClientBuilder {
 
     /// The header that carries idempotency keys. Profile key: `retry.idempotency_header`.
     /// Default: `Idempotency-Key`.
-    pub fn idempotency_header(mut self, name: impl Into<String>) -> ClientBuilder {
-        self.settings.retry.idempotency_header = name.into();
-        self
+    pub fn idempotency_header(mut self, name: impl AsRef<str>) -> ClientBuilder {
+        match parse_header_name(name.as_ref()) {
+            Ok(name) => {
+                self.settings.retry.idempotency_header = name;
+                self
+            }
+            Err(problem) => self.fail("retry.idempotency_header", problem),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 
 pub(crate) use secret::SecretSource;
 pub(crate) use sections::Settings;
-pub(crate) use validate::{ConfigError, validate};
+pub(crate) use validate::{Checked, ConfigError, validate};
 
 use crate::error::{Error, Result};
 use crate::redact::Redactor;
@@ -89,6 +89,8 @@ impl Profiles {
                 )));
             };
             let settings = parse_settings(&name, body).map_err(Error::config)?;
+            // Refused here so that a bad file fails when it is loaded; `build` checks again,
+            // since a builder may have changed the settings since.
             validate(&name, &settings).map_err(Error::config)?;
             profiles.insert(name.clone(), Profile { name, settings });
         }
@@ -124,8 +126,15 @@ fn parse_settings(name: &str, body: toml::Table) -> Result<Settings, ConfigError
         if key == "." {
             key.clear();
         }
-        let message = e.inner().message().to_owned();
-        ConfigError::new(name, key, message)
+        let message = e.inner().message();
+        // Inside a table chosen by a tag (`[x.auth]`, by `type`) the path stops at the table;
+        // a field's own deserializer then names its key ("auth.header: …").
+        match message.split_once(": ") {
+            Some((own, problem)) if own.starts_with(&format!("{key}.")) => {
+                ConfigError::new(name, own, problem)
+            }
+            _ => ConfigError::new(name, key, message),
+        }
     })
 }
 

@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use http::HeaderName;
 use serde::{Deserialize, Deserializer};
 use url::Url;
 
@@ -49,6 +50,26 @@ pub(crate) mod duration {
 pub(crate) fn deserialize_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
     let text = String::deserialize(d)?;
     Url::parse(&text).map_err(|e| serde::de::Error::custom(format!("invalid URL ({e})")))
+}
+
+/// A header name, parsed where it is read so that a bad one is refused with its key.
+pub(crate) fn parse_header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| format!("{text:?} is not a valid header name"))
+}
+
+fn deserialize_header_name<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderName, D::Error> {
+    parse_header_name(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// `auth.header`. Inside `[auth]` (an enum chosen by `type`) the error path stops at `auth`, so
+/// the message names its own key.
+fn deserialize_auth_header<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<HeaderName>, D::Error> {
+    parse_header_name(&String::deserialize(d)?)
+        .map(Some)
+        .map_err(|problem| serde::de::Error::custom(format!("auth.header: {problem}")))
 }
 
 fn deserialize_opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
@@ -101,7 +122,8 @@ pub(crate) struct Retry {
     pub(crate) max_backoff: Duration,
     pub(crate) multiplier: f64,
     pub(crate) retry_on_status: Vec<u16>,
-    pub(crate) idempotency_header: String,
+    #[serde(deserialize_with = "deserialize_header_name")]
+    pub(crate) idempotency_header: HeaderName,
     pub(crate) auto_idempotency_key: bool,
     #[serde(with = "duration")]
     pub(crate) max_retry_after: Duration,
@@ -116,7 +138,7 @@ impl Default for Retry {
             max_backoff: Duration::from_secs(10),
             multiplier: 2.0,
             retry_on_status: vec![408, 429, 500, 502, 503, 504],
-            idempotency_header: "Idempotency-Key".into(),
+            idempotency_header: HeaderName::from_static("idempotency-key"),
             auto_idempotency_key: false,
             max_retry_after: Duration::from_secs(60),
             budget_percent: 20,
@@ -200,8 +222,9 @@ pub(crate) enum Auth {
     /// query parameter.
     ApiKey {
         key: SecretSource,
-        #[serde(default)]
-        header: Option<String>,
+        /// Unset (and no `query_param`): `X-Api-Key`.
+        #[serde(default, deserialize_with = "deserialize_auth_header")]
+        header: Option<HeaderName>,
         #[serde(default)]
         query_param: Option<String>,
         #[serde(default)]

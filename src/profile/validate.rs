@@ -9,7 +9,18 @@ use std::time::Duration;
 use http::HeaderName;
 use url::Url;
 
+use governor::Quota;
+
 use super::sections::{Auth, Settings};
+
+/// What validation proved, in the types the client is built from: `build` consumes these as they
+/// are, so nothing is parsed twice and no check is repeated where it cannot fail.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) base_url: Url,
+    /// The quota of `[rate_limit]`, if the profile has one.
+    pub(crate) quota: Option<Quota>,
+}
 
 /// A problem with one key of one profile. Never holds the value of a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +60,7 @@ const MAX_RATE: f64 = 1e9;
 const MAX_BURST_REFILL_SECS: f64 = 1e9;
 
 /// Checks every value and every relation between values of one profile.
-pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
+pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigError> {
     let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
 
     let Some(base_url) = &s.base_url else {
@@ -126,12 +137,6 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
             format!("{code} is not an HTTP status"),
         );
     }
-    if HeaderName::from_bytes(r.idempotency_header.as_bytes()).is_err() {
-        return err(
-            "retry.idempotency_header",
-            format!("{:?} is not a valid header name", r.idempotency_header),
-        );
-    }
     if r.max_retry_after.is_zero() {
         return err("retry.max_retry_after", "must be greater than 0".into());
     }
@@ -163,6 +168,7 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
         }
     }
 
+    let mut quota = None;
     if let Some(limit) = &s.rate_limit {
         let rate = limit.requests_per_second;
         if !(MIN_RATE..=MAX_RATE).contains(&rate) {
@@ -185,6 +191,13 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
                 );
             }
             _ => {}
+        }
+        quota = crate::ratelimit::quota(limit);
+        if quota.is_none() {
+            return err(
+                "rate_limit.requests_per_second",
+                format!("{rate} cannot be paced"),
+            );
         }
     }
 
@@ -228,7 +241,10 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<(), ConfigError> {
             format!("{bad:?} is not a valid header name"),
         );
     }
-    Ok(())
+    Ok(Checked {
+        base_url: base_url.clone(),
+        quota,
+    })
 }
 
 fn validate_auth(profile: &str, auth: &Auth, allow_insecure_http: bool) -> Result<(), ConfigError> {
@@ -262,9 +278,6 @@ fn validate_auth(profile: &str, auth: &Auth, allow_insecure_http: bool) -> Resul
                     "auth.query_param",
                     "give either auth.header or auth.query_param",
                 );
-            }
-            (Some(name), None) if HeaderName::from_bytes(name.as_bytes()).is_err() => {
-                return err("auth.header", "is not a valid header name");
             }
             (None, Some(name)) if name.is_empty() => {
                 return err("auth.query_param", "must not be empty");

@@ -47,9 +47,10 @@ impl fmt::Debug for Limiter {
     }
 }
 
-/// The GCRA quota for validated settings.
+/// The GCRA quota for `limit`, or `None` if it cannot be paced (a rate whose period no
+/// `Duration` holds or that rounds to zero). Validation refuses those with a message.
 pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
-    let period = Duration::from_secs_f64(1.0 / limit.requests_per_second);
+    let period = Duration::try_from_secs_f64(1.0 / limit.requests_per_second).ok()?;
     let burst = limit
         .burst
         .unwrap_or(limit.requests_per_second.ceil().min(f64::from(u32::MAX)) as u32);
