@@ -198,7 +198,10 @@ impl LimiterProbe {
     /// `is_rate_limited()` if no slot comes within a minute.
     pub async fn acquire(&self) -> crate::Result<()> {
         self.limiter
-            .acquire(tokio::time::Instant::now() + Duration::from_secs(60))
+            .acquire(crate::transport::later(
+                tokio::time::Instant::now(),
+                Duration::from_secs(60),
+            ))
             .await
     }
 }

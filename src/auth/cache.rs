@@ -211,7 +211,7 @@ impl TokenCache {
                 flight.failure = Some(Failure {
                     failure,
                     at: now,
-                    not_before: now + backoff,
+                    not_before: transport::later(now, backoff),
                     consecutive,
                 });
                 Err(err)

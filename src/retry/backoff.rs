@@ -34,7 +34,10 @@ impl Backoff {
         } else {
             0.0
         };
-        self.ceiling(attempt).mul_f64(unit)
+        let ceiling = self.ceiling(attempt);
+        // Not `mul_f64`: near `Duration::MAX` its float round trip overflows and panics.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * unit)
+            .map_or(ceiling, |d| d.min(ceiling))
     }
 }
 
@@ -42,6 +45,18 @@ impl Backoff {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_ceiling_at_duration_max_never_panics() {
+        let b = Backoff {
+            initial: Duration::MAX,
+            max: Duration::MAX,
+            multiplier: 1e300,
+        };
+        for unit in [0.0, 0.5, 0.999_999_999, 1.0, f64::NAN] {
+            assert!(b.delay(7, unit) <= Duration::MAX);
+        }
+    }
 
     fn backoff(initial_ms: u64, max_ms: u64, multiplier: f64) -> Backoff {
         Backoff {
