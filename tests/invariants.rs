@@ -46,12 +46,12 @@ const SLACK: Duration = Duration::from_millis(1500);
 // ===== the model =====
 
 #[derive(Debug, Clone, Copy)]
-enum Auth {
+enum Credential {
     None,
     ApiKeyHeader,
     ApiKeyQuery,
     Bearer,
-    OAuth,
+    OAuth2,
 }
 
 #[derive(Debug, Clone)]
@@ -62,7 +62,7 @@ struct Profile {
     read_ms: u64,
     breaker: Option<(u32, u64)>,
     rate: Option<(f64, u32)>,
-    auth: Auth,
+    auth: Credential,
     follow: bool,
     max_retry_after_ms: u64,
     auto_key: bool,
@@ -121,11 +121,11 @@ fn profile() -> impl Strategy<Value = Profile> {
         proptest::option::of((1u32..=4, 50u64..300)),
         proptest::option::of((5.0f64..100.0, 1u32..=3)),
         prop_oneof![
-            Just(Auth::None),
-            Just(Auth::ApiKeyHeader),
-            Just(Auth::ApiKeyQuery),
-            Just(Auth::Bearer),
-            Just(Auth::OAuth),
+            Just(Credential::None),
+            Just(Credential::ApiKeyHeader),
+            Just(Credential::ApiKeyQuery),
+            Just(Credential::Bearer),
+            Just(Credential::OAuth2),
         ],
         (any::<bool>(), 50u64..600, any::<bool>()),
     )
@@ -378,11 +378,11 @@ fn client(case: &Case, world: &World) -> Client {
         builder = builder.rate_limit(rate, Some(burst));
     }
     builder = match p.auth {
-        Auth::None => builder,
-        Auth::ApiKeyHeader => builder.api_key("x-api-key", SecretString::from(KEY)),
-        Auth::ApiKeyQuery => builder.api_key_query_param("api_key", SecretString::from(KEY)),
-        Auth::Bearer => builder.bearer_token(SecretString::from(BEARER)),
-        Auth::OAuth => builder.oauth2_client_credentials(
+        Credential::None => builder,
+        Credential::ApiKeyHeader => builder.api_key("x-api-key", SecretString::from(KEY)),
+        Credential::ApiKeyQuery => builder.api_key_query_param("api_key", SecretString::from(KEY)),
+        Credential::Bearer => builder.bearer_token(SecretString::from(BEARER)),
+        Credential::OAuth2 => builder.oauth2_client_credentials(
             world.server.url("/oauth/token"),
             "orders",
             SecretString::from(CLIENT_SECRET),
@@ -431,7 +431,7 @@ fn check(case: &Case) -> Result<(), TestCaseError> {
         .enable_all()
         .build()
         .expect("runtime");
-    let json = case.script.len() % 2 == 0;
+    let json = case.script.len().is_multiple_of(2);
     let (capture, guard) = if json {
         Capture::start_json()
     } else {
@@ -566,7 +566,7 @@ fn the_core_promise_holds_for_any_server_profile_call_and_cancellation() {
 
 // ===== shrunk failures, kept as named regressions =====
 
-fn quiet_profile(follow: bool, auth: Auth) -> Profile {
+fn quiet_profile(follow: bool, auth: Credential) -> Profile {
     Profile {
         max_attempts: 2,
         attempt_ms: 100,
@@ -601,7 +601,7 @@ const FINE: Step = Step::Status {
 #[test]
 fn keyless_post_redirected_to_a_dead_port_is_acted_on_once() {
     let case = Case {
-        profile: quiet_profile(true, Auth::None),
+        profile: quiet_profile(true, Credential::None),
         call: plain_call("POST"),
         script: vec![Step::Redirect {
             code: 301,
@@ -617,7 +617,7 @@ fn keyless_post_redirected_to_a_dead_port_is_acted_on_once() {
 #[test]
 fn a_returned_redirect_shows_no_credential_from_its_location() {
     let case = Case {
-        profile: quiet_profile(false, Auth::ApiKeyQuery),
+        profile: quiet_profile(false, Credential::ApiKeyQuery),
         call: plain_call("GET"),
         script: vec![Step::Redirect {
             code: 301,
