@@ -7,15 +7,15 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, Method};
 use tokio::time::Instant;
 use tracing::Instrument;
 use url::Url;
 
-use crate::auth::{self};
-use crate::breaker;
+use crate::attempt;
+use crate::auth;
 use crate::builder::ClientBuilder;
 use crate::error::Error;
 use crate::error::Result;
@@ -24,9 +24,9 @@ use crate::profile::{Profile, Settings};
 use crate::redirect::{self, Hop, Wire};
 use crate::request::{self, PreparedRequest, RequestBuilder};
 use crate::response::Response;
-use crate::retry::{self, Attempt, Decision, Delivery, Outcome};
+use crate::retry::{self, Attempt, Decision};
 use crate::shared::Shared;
-use crate::telemetry::{self};
+use crate::telemetry;
 use crate::transport::{self, Deadline, Limit, Timer};
 
 /// A client for one integration, built from a [`Profile`] or a [`ClientBuilder`].
@@ -275,55 +275,16 @@ impl Client {
             let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
             let result = redirect::send(&wire, hop, &mut timer).await;
 
-            // 6. classify
-            let outcome = match &result {
-                Ok(landed) => Outcome::Response {
-                    status: landed.response.status(),
-                    retry_after: landed
-                        .response
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
-                },
-                Err(err) => Outcome::Failed {
-                    kind: err.kind(),
-                    delivery: if err.never_sent() {
-                        Delivery::NeverSent
-                    } else {
-                        Delivery::MaybeReceived
-                    },
-                },
-            };
-
-            // 7. record: the breaker's verdict, and a pause if the server asked for one, both
-            // against the origin that answered.
-            let answered_by = match &result {
-                Ok(landed) if landed.redirected => s.origins.get(&landed.url),
-                _ => origin.clone(),
-            };
-            if let Some(verdict) = breaker::Verdict::of(&outcome) {
-                if Arc::ptr_eq(&answered_by, &origin) {
-                    if let Some(permit) = permit {
-                        permit.record(verdict);
-                    }
-                } else {
-                    // The first origin answered with a redirect: it is up.
-                    if let Some(permit) = permit {
-                        permit.record(breaker::Verdict::Success);
-                    }
-                    if let Some(target) = &answered_by.breaker {
-                        target.observe(verdict);
-                    }
-                }
-            }
-            if let (Ok(landed), Outcome::Response { retry_after, .. }) = (&result, outcome) {
-                answered_by.limiter.observe(
-                    landed.response.status(),
-                    landed.response.headers(),
-                    retry_after,
-                    s.settings.retry.max_retry_after,
-                );
-            }
+            // 6. classify, 7. record (against the origin that answered)
+            let outcome = attempt::classify(&result);
+            attempt::record(
+                &s.origins,
+                &origin,
+                permit,
+                &result,
+                outcome,
+                s.settings.retry.max_retry_after,
+            );
 
             // A 401 to a cached token: the server refused before acting, so one resend with a
             // fresh token is safe whatever the method. A second 401 is final. A 401 from a later

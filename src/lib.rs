@@ -49,6 +49,7 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod attempt;
 mod auth;
 mod breaker;
 mod builder;

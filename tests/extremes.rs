@@ -100,3 +100,38 @@ async fn a_token_that_never_expires_is_cached_not_a_panic() {
         assert_eq!(fetched, 1, "{body}");
     }
 }
+
+#[test]
+fn rates_no_clock_can_pace_are_refused_naming_the_key() {
+    for (line, expected) in [
+        (
+            "requests_per_second = 1e-20",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "requests_per_second = 1e300",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "requests_per_second = nan",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "requests_per_second = inf",
+            "rate_limit.requests_per_second: must be between",
+        ),
+        (
+            "requests_per_second = 0.1\nburst = 4294967295",
+            "rate_limit.burst: is too large",
+        ),
+    ] {
+        let toml = format!("[crm]\nbase_url = 'https://a.example'\n[crm.rate_limit]\n{line}\n");
+        let err = outbound::Profiles::from_toml_str(&toml).expect_err(line);
+        assert_eq!(err.kind(), outbound::ErrorKind::Config, "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("profile \"crm\"") && message.contains(expected),
+            "expected {expected:?} in {message}"
+        );
+    }
+}

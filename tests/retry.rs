@@ -280,58 +280,6 @@ async fn garbage_retry_after_is_ignored() {
     }
 }
 
-// A wait of days (or more seconds than a u64 holds) is a long wait, not garbage: the call ends
-// as rate limited, and the origin is paused for `retry.max_retry_after`.
-#[tokio::test]
-async fn retry_after_of_days_ends_the_call_and_pauses_the_origin_for_the_cap() {
-    for huge in [
-        "172800",
-        "99999999999999999999",
-        "Fri, 31 Dec 9999 23:59:59 GMT",
-    ] {
-        let server = TestServer::always(Reply::status(429).header("retry-after", huge)).await;
-        let client = fast(&server)
-            .total_timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
-        let started = Instant::now();
-        let err = client.get("/x").send().await.expect_err("too long to wait");
-        assert!(err.is_rate_limited(), "{huge}: {err}");
-        assert!(started.elapsed() < Duration::from_secs(1), "{huge}");
-        let again = client.get("/y").send().await.expect_err("paused");
-        assert!(again.is_rate_limited(), "{huge}: {again}");
-        let pause = again.retry_after().expect("the pause");
-        assert!(
-            pause <= Duration::from_secs(60) && pause > Duration::from_secs(50),
-            "{huge}: paused for {pause:?}, not max_retry_after"
-        );
-        assert_eq!(server.hits(), 1, "{huge}");
-    }
-}
-
-#[tokio::test]
-async fn retry_after_past_the_cap_is_rate_limited_on_the_last_attempt_and_for_a_keyless_post() {
-    let server = TestServer::always(Reply::status(503).header("retry-after", "100000")).await;
-    let last = fast(&server)
-        .max_attempts(1)
-        .build()
-        .expect("client")
-        .get("/x")
-        .send()
-        .await;
-    assert!(
-        last.as_ref().is_err_and(|e| e.is_rate_limited()),
-        "{last:?}"
-    );
-    let server = TestServer::always(Reply::status(429).header("retry-after", "100000")).await;
-    let post = client(&server).post("/orders").send().await;
-    assert!(
-        post.as_ref().is_err_and(|e| e.is_rate_limited()),
-        "{post:?}"
-    );
-    assert_eq!(server.hits(), 1);
-}
-
 #[tokio::test]
 async fn total_deadline_bounds_attempts_and_sleeps() {
     let server = TestServer::always(Reply::Stall).await;

@@ -8,6 +8,7 @@
 mod secret;
 pub(crate) mod sections;
 mod validate;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -12,69 +12,11 @@ use serde::{Deserialize, Deserializer};
 use url::Url;
 
 use super::secret::SecretSource;
-
-/// Durations are humantime strings (`"250ms"`, `"3s"`, `"1m 30s"`). The error quotes the value,
-/// which is never a secret, so a typo is easy to find.
-pub(crate) mod duration {
-    use super::*;
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(serde::de::Error::custom)
-    }
-
-    pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        deserialize(d).map(Some)
-    }
-
-    /// humantime's syntax, except that a number must touch its unit: `"3 s"` is more likely a
-    /// typo than a style, and the error says so.
-    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
-        let spaced = text
-            .as_bytes()
-            .windows(2)
-            .any(|w| w[0].is_ascii_digit() && w[1].is_ascii_whitespace());
-        if spaced {
-            return Err(format!(
-                "invalid duration {text:?} (write the unit right after the number, as in \"3s\")"
-            ));
-        }
-        humantime::parse_duration(text).map_err(|e| format!("invalid duration {text:?} ({e})"))
-    }
-}
-
-/// URLs are parsed here; the rules about them (scheme, credentials) are in `validate`. The error
-/// never echoes the text: it may hold credentials.
-pub(crate) fn deserialize_url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
-    let text = String::deserialize(d)?;
-    Url::parse(&text).map_err(|e| serde::de::Error::custom(format!("invalid URL ({e})")))
-}
-
-/// A header name, parsed where it is read so that a bad one is refused with its key.
-pub(crate) fn parse_header_name(text: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(text.as_bytes())
-        .map_err(|_| format!("{text:?} is not a valid header name"))
-}
-
-fn deserialize_header_name<'de, D: Deserializer<'de>>(d: D) -> Result<HeaderName, D::Error> {
-    parse_header_name(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-}
-
-/// `auth.header`. Inside `[auth]` (an enum chosen by `type`) the error path stops at `auth`, so
-/// the message names its own key.
-fn deserialize_auth_header<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<HeaderName>, D::Error> {
-    parse_header_name(&String::deserialize(d)?)
-        .map(Some)
-        .map_err(|problem| serde::de::Error::custom(format!("auth.header: {problem}")))
-}
-
-fn deserialize_opt_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
-    deserialize_url(d).map(Some)
-}
+pub(crate) use super::values::parse_header_name;
+use super::values::{
+    deserialize_auth_header, deserialize_header_name, deserialize_opt_url, deserialize_url,
+    duration,
+};
 
 /// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
