@@ -8,16 +8,15 @@ use std::time::{Duration, SystemTime};
 use crate::breaker::{Permit, Verdict};
 use crate::error::Error;
 use crate::origins::{Origin, PerOrigin};
-use crate::redirect::Landed;
+use crate::redirect::Attempted;
 use crate::retry::{self, Delivery, Outcome};
 
 /// Step 6, classify: the outcome of an attempt, as far as retrying is concerned.
-pub(crate) fn classify(result: &Result<Landed, Error>) -> Outcome {
+pub(crate) fn classify(result: &Result<reqwest::Response, Error>) -> Outcome {
     match result {
-        Ok(landed) => Outcome::Response {
-            status: landed.response.status(),
-            retry_after: landed
-                .response
+        Ok(response) => Outcome::Response {
+            status: response.status(),
+            retry_after: response
                 .headers()
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
@@ -33,20 +32,21 @@ pub(crate) fn classify(result: &Result<Landed, Error>) -> Outcome {
     }
 }
 
-/// Step 7, record: the breaker's verdict and a pause the server asked for, against the origin
-/// that answered. When a redirect target answered, the first origin answered too (with the
-/// redirect), which is a success for its breaker; the target's breaker and limiter get the rest.
+/// Step 7, record: the breaker's verdict and a pause the server asked for, against the origin of
+/// the last hop, whether it answered or failed. When that is a redirect target, the first origin
+/// answered (with the redirect), which is a success for its breaker.
 pub(crate) fn record(
     origins: &PerOrigin<Origin>,
     origin: &Arc<Origin>,
     permit: Option<Permit>,
-    result: &Result<Landed, Error>,
+    attempted: &Attempted,
     outcome: Outcome,
     max_retry_after: Duration,
 ) {
-    let answered_by = match result {
-        Ok(landed) if landed.redirected => origins.get(&landed.url),
-        _ => origin.clone(),
+    let answered_by = if attempted.redirected {
+        origins.get(&attempted.url)
+    } else {
+        origin.clone()
     };
     if let Some(verdict) = Verdict::of(&outcome) {
         if Arc::ptr_eq(&answered_by, origin) {
@@ -62,10 +62,10 @@ pub(crate) fn record(
             }
         }
     }
-    if let (Ok(landed), Outcome::Response { retry_after, .. }) = (result, outcome) {
+    if let (Ok(response), Outcome::Response { retry_after, .. }) = (&attempted.result, outcome) {
         answered_by.limiter.observe(
-            landed.response.status(),
-            landed.response.headers(),
+            response.status(),
+            response.headers(),
             retry_after,
             max_retry_after,
         );

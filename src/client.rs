@@ -216,6 +216,7 @@ impl Client {
             redactor: &s.redactor,
             timeouts: &s.settings.timeouts,
             follow: s.settings.follow_redirects,
+            isolated: &s.isolated,
         };
 
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,
@@ -238,7 +239,8 @@ impl Client {
                 .await
                 .map_err(|e| fail(e, sent))?;
 
-            // 4. credentials
+            // 4. credentials (a token request is I/O too: the kill switch is asked first)
+            self.check_isolation().map_err(|e| fail(e, sent))?;
             let mut hop = Hop {
                 method: method.clone(),
                 url: url.clone(),
@@ -273,15 +275,15 @@ impl Client {
             );
             sent += 1;
             let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
-            let result = redirect::send(&wire, hop, &mut timer).await;
+            let attempted = redirect::send(&wire, hop, &mut timer).await;
 
-            // 6. classify, 7. record (against the origin that answered)
-            let outcome = attempt::classify(&result);
+            // 6. classify, 7. record (against the origin of the last hop)
+            let outcome = attempt::classify(&attempted.result);
             attempt::record(
                 &s.origins,
                 &origin,
                 permit,
-                &result,
+                &attempted,
                 outcome,
                 s.settings.retry.max_retry_after,
             );
@@ -290,9 +292,9 @@ impl Client {
             // fresh token is safe whatever the method. A second 401 is final. A 401 from a later
             // hop answers that hop (where credentials may have been stripped): it says nothing
             // of the token and the first request was acted on.
-            if let (Ok(landed), Some(token)) = (&result, &token)
-                && landed.response.status() == http::StatusCode::UNAUTHORIZED
-                && !landed.redirected
+            if let (Ok(response), Some(token)) = (&attempted.result, &token)
+                && response.status() == http::StatusCode::UNAUTHORIZED
+                && !attempted.redirected
             {
                 if resent_after_unauthorized {
                     return Err(fail(auth::refused_fresh_token(), sent));
@@ -315,7 +317,7 @@ impl Client {
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
                     telemetry::retry_scheduled(&attempt, after, &origin.labels);
-                    drop(result);
+                    drop(attempted);
                     tokio::time::sleep(after).await;
                     waited = after;
                     number += 1;
@@ -324,20 +326,23 @@ impl Client {
                 Decision::Stop(stop) => stop,
             };
             telemetry::retry_stopped(&attempt, stop, &origin.labels);
-            return match result {
-                Ok(landed) => {
+            return match attempted.result {
+                Ok(response) => {
                     let response = Response::new(
-                        landed.response,
+                        response,
                         method,
-                        landed.url,
+                        attempted.url,
                         s.body.clone(),
                         timer,
                         sent,
                         stop.note(),
                     );
+                    // The caller is told what the server asked, saturated like every wait here:
+                    // `u64::MAX` seconds must not hand the caller a `Duration` that panics when
+                    // added to an `Instant`.
                     match stop.server_wait() {
                         Some(wait) if retry::asks_to_slow_down(response.status()) => {
-                            Err(response.rate_limited(wait))
+                            Err(response.rate_limited(wait.min(transport::FAR_FUTURE)))
                         }
                         _ => Ok(response),
                     }

@@ -1,19 +1,24 @@
 //! The kill switch: cut an integration off during an incident, without a deploy.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::client::Client;
 use crate::error::{Error, ErrorKind, Result};
 use crate::telemetry;
 
+/// Fails with `is_isolated()` while the kill switch is on. Asked before every wait ends in I/O:
+/// before an attempt, before its token request, before the wire and before every redirect hop.
+pub(crate) fn check(isolated: &AtomicBool) -> Result<()> {
+    if isolated.load(Ordering::Acquire) {
+        return Err(Error::new(ErrorKind::Isolated)
+            .with_detail("Client::isolate was called; no call goes out until Client::restore"));
+    }
+    Ok(())
+}
+
 impl Client {
     pub(crate) fn check_isolation(&self) -> Result<()> {
-        if self.shared.isolated.load(Ordering::Acquire) {
-            return Err(Error::new(ErrorKind::Isolated).with_detail(
-                "Client::isolate was called; no call goes out until Client::restore",
-            ));
-        }
-        Ok(())
+        check(&self.shared.isolated)
     }
 
     /// Cuts this integration off: until [`restore`](Client::restore), every call of this client

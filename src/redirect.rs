@@ -6,12 +6,15 @@
 //! credential headers such as `X-Api-Key`), 303 (and 301/302 after a POST) becomes a body-less
 //! GET, a body is re-sent on 307/308 only to the same origin, and no `Referer` is ever added.
 
+use std::sync::atomic::AtomicBool;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
 use url::Url;
 
 use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
+use crate::isolation;
 use crate::profile::sections::Timeouts;
 use crate::redact::Redactor;
 use crate::transport::{self, Timer};
@@ -35,73 +38,74 @@ pub(crate) struct Wire<'a> {
     pub(crate) redactor: &'a Redactor,
     pub(crate) timeouts: &'a Timeouts,
     pub(crate) follow: bool,
+    /// The kill switch, asked again before every later hop.
+    pub(crate) isolated: &'a AtomicBool,
 }
 
-/// The final answer of one attempt, after any redirects.
-pub(crate) struct Landed {
-    pub(crate) response: reqwest::Response,
-    /// The URL that gave `response`.
+/// How one attempt ended, after any redirects: what its last hop got, and where that hop went.
+pub(crate) struct Attempted {
+    pub(crate) result: Result<reqwest::Response, Error>,
+    /// The URL of the last hop, whether it answered or failed.
     pub(crate) url: Url,
-    /// Whether `response` answers a later hop rather than the request as the caller sent it.
-    /// Such an answer (a 401 where credentials were stripped, a 429 from another origin) says
-    /// nothing about the first request's credentials or origin.
+    /// Whether the last hop is a later hop rather than the request as the caller sent it. Its
+    /// answer (a 401 where credentials were stripped, a 429 from another origin) or its failure
+    /// says nothing about the first request's credentials or origin.
     pub(crate) redirected: bool,
 }
 
-/// Sends `hop` and, if the profile says so, follows redirects. Returns the final response and
-/// its URL. Errors carry the method and the (redacted) URL of the hop that failed.
+/// Sends `hop` and, if the profile says so, follows redirects. Errors carry the method and the
+/// (redacted) URL of the hop that failed.
 ///
 /// "Never received" is a fact about the first request only: once a hop has been answered, the
 /// server has acted on the request, so a failure on a later hop is never marked never-sent.
-pub(crate) async fn send(
-    wire: &Wire<'_>,
-    mut hop: Hop,
-    timer: &mut Timer,
-) -> Result<Landed, Error> {
+pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> Attempted {
     let mut hops = 0;
     loop {
-        let answered_before = hops > 0;
-        let context = |err: Error, hop: &Hop| {
-            let err = err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string());
-            if answered_before {
-                err.maybe_received()
-            } else {
-                err
-            }
+        let redirected = hops > 0;
+        let end = |result: Result<reqwest::Response, Error>, hop: Hop| Attempted {
+            result: result.map_err(|err| {
+                let err = err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string());
+                if redirected {
+                    err.maybe_received()
+                } else {
+                    err
+                }
+            }),
+            url: hop.url,
+            redirected,
         };
+        if redirected && let Err(err) = isolation::check(wire.isolated) {
+            return end(Err(err), hop);
+        }
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
         *request.headers_mut() = hop.headers.clone();
         *request.body_mut() = hop.body.clone().map(reqwest::Body::from);
-        let response = transport::send(wire.http, request, timer, wire.timeouts)
-            .await
-            .map_err(|e| context(e, &hop))?;
-
-        let landed = |response, url| Landed {
-            response,
-            url,
-            redirected: answered_before,
+        let response = match transport::send(wire.http, request, timer, wire.timeouts).await {
+            Ok(response) => response,
+            Err(err) => return end(Err(err), hop),
         };
         if !wire.follow || !is_followed(response.status()) {
-            return Ok(landed(response, hop.url));
+            return end(Ok(response), hop);
         }
         let Some(location) = response.headers().get(header::LOCATION) else {
-            return Ok(landed(response, hop.url));
+            return end(Ok(response), hop);
         };
         hops += 1;
         if hops > MAX_HOPS {
-            return Err(context(
-                refused(format!("more than {MAX_HOPS} redirects")),
-                &hop,
-            ));
+            return end(Err(refused(format!("more than {MAX_HOPS} redirects"))), hop);
         }
-        let next = location
+        let Some(next) = location
             .to_str()
             .ok()
             .and_then(|location| hop.url.join(location).ok())
-            .ok_or_else(|| context(refused("Location is not a valid URL".into()), &hop))?;
+        else {
+            return end(Err(refused("Location is not a valid URL".into())), hop);
+        };
         let status = response.status();
         drop(response);
-        next_hop(wire, &mut hop, next, status).map_err(|err| context(err, &hop))?;
+        if let Err(err) = next_hop(wire, &mut hop, next, status) {
+            return end(Err(err), hop);
+        }
     }
 }
 
@@ -184,6 +188,7 @@ mod tests {
             redactor: &redactor,
             timeouts: &timeouts,
             follow: true,
+            isolated: &AtomicBool::new(false),
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer t".parse().expect("value"));

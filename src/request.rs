@@ -166,10 +166,14 @@ impl RequestBuilder {
     ///
     /// # Errors
     ///
-    /// `send` returns [`Error::is_builder`] if the key is not a valid header value.
+    /// `send` returns [`Error::is_builder`] if the key is empty or not a valid header value.
     pub fn idempotency_key(self, key: impl AsRef<str>) -> RequestBuilder {
         let header = self.client.idempotency_header().clone();
         self.update(|request| {
+            // An empty key is no key: sent, it would make a POST look replay-safe.
+            if key.as_ref().trim().is_empty() {
+                return Err(Error::builder("idempotency key must not be empty"));
+            }
             let value = HeaderValue::from_str(key.as_ref())
                 .map_err(|_| Error::builder("idempotency key is not a valid header value"))?;
             request.headers.insert(header, value);
@@ -261,6 +265,11 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
 /// segments hidden behind an encoded slash (`..%2f`) are refused too, since some servers decode
 /// the slash before they resolve the dots.
 fn confine(base: &Url, url: Url) -> Result<Url> {
+    // A relative input that the URL parser still reads as scheme-relative (`\t//host/…`,
+    // `/\\/host/…`) would reach another host or port: same origin, or refused.
+    let same_origin = url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default();
     let prefix = base.path().trim_end_matches('/');
     let path = url.path();
     let inside = path
@@ -270,9 +279,13 @@ fn confine(base: &Url, url: Url) -> Result<Url> {
         .to_ascii_lowercase()
         .replace("%2e", ".")
         .replace("%2f", "/")
-        .replace("%5c", "/");
-    let hidden_dots = decoded.split(['/', '\\']).any(|segment| segment == "..");
-    if inside && !hidden_dots {
+        .replace("%5c", "/")
+        .replace("%3b", ";");
+    // `..;` is `..` to servers that drop path parameters (Tomcat, Jetty, Spring).
+    let hidden_dots = decoded
+        .split(['/', '\\'])
+        .any(|segment| segment.split(';').next() == Some(".."));
+    if same_origin && inside && !hidden_dots {
         Ok(url)
     } else {
         Err(Error::builder(
@@ -333,6 +346,12 @@ mod tests {
             "/..%2fadmin",
             "/users/..%2F..%2Fadmin",
             "/..%5cadmin",
+            "/users/..;/..;/admin",
+            "/users/%2e%2e;/admin",
+            "\t//files.example/v2/x",
+            " //files.example/v2/x",
+            "/\\/files.example/v2/x",
+            "\t//a.example:9999/v2/x",
         ] {
             let err = resolve_url(&base, input).expect_err(input);
             assert!(err.is_builder(), "{input}: {err}");

@@ -221,6 +221,13 @@ async fn retry_after_of_days_ends_the_call_and_pauses_the_origin_for_the_cap() {
         let started = Instant::now();
         let err = client.get("/x").send().await.expect_err("too long to wait");
         assert!(err.is_rate_limited(), "{huge}: {err}");
+        // The server's ask, saturated: adding it to an Instant never overflows.
+        let asked = err.retry_after().expect("the server's wait");
+        assert!(asked > Duration::from_secs(86_400), "{huge}: {asked:?}");
+        assert!(
+            Instant::now().checked_add(asked).is_some(),
+            "{huge}: {asked:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(1), "{huge}");
         let again = client.get("/y").send().await.expect_err("paused");
         assert!(again.is_rate_limited(), "{huge}: {again}");

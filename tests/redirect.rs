@@ -335,3 +335,35 @@ async fn credential_query_params_never_follow_a_cross_origin_location() {
     assert!(!landed.target.contains("canary"), "{}", landed.target);
     assert_eq!(landed.target, "/landing?keep=1&page=2");
 }
+
+// A failure on a later hop counts against the origin of that hop: the first origin answered.
+#[tokio::test]
+async fn a_dead_redirect_target_does_not_open_the_first_origins_breaker() {
+    let dead = format!("http://127.0.0.1:{}/gone", dead_port());
+    let origin = TestServer::start(move |request| match request.path() {
+        "/moved" => Reply::redirect(302, &dead),
+        _ => Reply::ok("fine"),
+    })
+    .await;
+    let client = client_for(&origin)
+        .follow_redirects(true)
+        .max_attempts(1)
+        .circuit_breaker_minimum_requests(2)
+        .circuit_breaker_open_for(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client");
+    for _ in 0..4 {
+        let err = client
+            .get("/moved")
+            .send()
+            .await
+            .expect_err("the target is down");
+        assert!(err.is_connect(), "{err}");
+    }
+    let response = client
+        .get("/fine")
+        .send()
+        .await
+        .expect("the first origin's breaker is closed");
+    assert_eq!(response.status(), 200);
+}

@@ -369,3 +369,26 @@ async fn retry_budget_holds_a_dead_origin_to_the_budget_share() {
         .expect_err("503");
     assert!(err.to_string().contains("retry budget"), "{err}");
 }
+
+// An empty key is no key: sent, it would make a POST look replay-safe while the server dedupes
+// nothing.
+#[tokio::test]
+async fn an_empty_idempotency_key_does_not_make_a_post_replay_safe() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let client = client(&server);
+    let err = client
+        .post("/orders")
+        .idempotency_key("  ")
+        .send()
+        .await
+        .expect_err("refused");
+    assert!(err.is_builder(), "{err}");
+    let response = client
+        .post("/orders")
+        .header("idempotency-key", "")
+        .send()
+        .await
+        .expect("the 503");
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.hits(), 1, "a POST with an empty key was retried");
+}

@@ -214,7 +214,7 @@ async fn a_straggler_from_before_the_opening_does_not_close_the_breaker() {
 
 // A fetch that is under way finishes and is cached even when its caller gave up: otherwise
 // calls with a short timeout against a slow token endpoint mint a token each and never succeed.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_fetch_outlives_the_caller_that_started_it() {
     let server = TestServer::start(|request| match request.path() {
         "/oauth/token" => Reply::json(
@@ -257,4 +257,53 @@ async fn a_token_fetch_outlives_the_caller_that_started_it() {
         .filter(|r| r.path() == "/oauth/token")
         .count();
     assert_eq!(fetched, 1);
+}
+
+// A token request is I/O too: a call that waited for its slot asks the kill switch before it
+// fetches a token, not only before the wire.
+#[tokio::test]
+async fn a_call_isolated_while_waiting_for_its_slot_fetches_no_token() {
+    let server = TestServer::start(|request| match request.path() {
+        "/oauth/token" => Reply::json(
+            200,
+            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
+        )
+        .delay(Duration::from_secs(2)),
+        _ => Reply::ok(""),
+    })
+    .await;
+    let client = client_for(&server)
+        .rate_limit(2.0, Some(1))
+        .oauth2_client_credentials(
+            server.url("/oauth/token"),
+            "orders",
+            outbound::SecretString::from("client-secret"),
+        )
+        .build()
+        .expect("client");
+    // Takes the slot and starts a token request that outlasts it (on this current-thread
+    // runtime the request ends with the call), so no token is cached.
+    let first = client
+        .get("/x")
+        .timeout(Duration::from_millis(100))
+        .send()
+        .await;
+    assert!(first.is_err_and(|e| e.is_timeout()));
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.get("/x").send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.isolate();
+    let err = waiting
+        .await
+        .expect("no panic")
+        .expect_err("isolated while waiting");
+    assert!(err.is_isolated(), "{err}");
+    let token_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r.path() == "/oauth/token")
+        .count();
+    assert_eq!(token_requests, 1, "a token was requested after isolate()");
 }

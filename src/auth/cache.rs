@@ -103,8 +103,9 @@ impl TokenCache {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future while it fetches does not cancel the fetch: it finishes in its own
-    /// task and the token is cached for the next caller.
+    /// On a multi-thread runtime, dropping the future while it fetches does not cancel the
+    /// fetch: it finishes in its own task and the token is cached for the next caller. On a
+    /// current-thread runtime the fetch is cancelled with it, and the next waiting caller tries.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, Error> {
         let now = Instant::now();
         if let Some(token) = self.cached() {
@@ -165,12 +166,20 @@ impl TokenCache {
         {
             return Err(failure.failure.to_error());
         }
-        // The fetch runs in its own task holding the flight lock: once started it finishes and
-        // is cached even if this caller times out or is dropped, and the next caller uses it
-        // (otherwise short deadlines against a slow endpoint would mint a token each and never
-        // succeed). The token request is bounded by its own timeouts.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return self.refresh(&mut flight).await;
+        // On a multi-thread runtime the fetch runs in its own task holding the flight lock:
+        // once started it finishes and is cached even if this caller times out or is dropped,
+        // and the next caller uses it (otherwise short deadlines against a slow endpoint would
+        // mint a token each and never succeed). The token request is bounded by its own
+        // timeouts. A current-thread runtime runs a task only while someone drives it; one
+        // that stops (a runtime per request) would freeze the lock for every other runtime, so
+        // there the fetch stays in the caller's future and ends with it.
+        let runtime = match tokio::runtime::Handle::try_current() {
+            Ok(runtime)
+                if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread =>
+            {
+                runtime
+            }
+            _ => return self.refresh(&mut flight).await,
         };
         let cache = self.clone();
         runtime

@@ -246,7 +246,10 @@ impl Scope {
         let base = url.scheme() == self.scheme
             && host.eq_ignore_ascii_case(&self.host)
             && url.port_or_known_default() == self.port;
-        base || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+        // A listed host gets them over the base's scheme only: never over plain http when the
+        // base is https.
+        base || url.scheme() == self.scheme
+            && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
     }
 }
 
@@ -255,4 +258,32 @@ pub(crate) fn refused_fresh_token() -> Error {
     Error::new(crate::ErrorKind::Auth)
         .with_detail("the API refused a freshly issued access token")
         .with_status(http::StatusCode::UNAUTHORIZED)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_the_base_origin_and_listed_hosts_over_the_base_scheme_only() {
+        let base = Url::parse("https://api.example/v2").expect("base");
+        let auth = Auth::Bearer {
+            token: crate::profile::SecretSource::Value("t".into()),
+            hosts: vec!["cdn.example".into()],
+        };
+        let scope = Scope::new(&base, Some(&auth));
+        for (url, covered) in [
+            ("https://api.example/v2/x", true),
+            ("https://API.example:443/other", true),
+            ("https://api.example:8443/x", false),
+            ("http://api.example/x", false),
+            ("https://cdn.example/f", true),
+            ("https://cdn.example:9000/f", true),
+            ("http://cdn.example/f", false),
+            ("https://evil.example/f", false),
+        ] {
+            let url = Url::parse(url).expect("url");
+            assert_eq!(scope.covers(&url), covered, "{url}");
+        }
+    }
 }

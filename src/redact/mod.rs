@@ -275,10 +275,12 @@ impl fmt::Debug for RedactedHeaders<'_> {
         for (name, value) in self.headers {
             if self.redactor.is_sensitive_header(name) || value.is_sensitive() {
                 map.entry(name, &MASK);
-            } else if let (true, Ok(text)) = (is_url_header(name), value.to_str()) {
+            } else if is_url_header(name) {
+                // Lossy, so a URL with a raw non-UTF-8 byte is masked too, not printed as bytes.
+                let text = String::from_utf8_lossy(value.as_bytes());
                 map.entry(
                     name,
-                    &format_args!("{:?}", self.redactor.reference(text).to_string()),
+                    &format_args!("{:?}", self.redactor.reference(&text).to_string()),
                 );
             } else {
                 map.entry(name, value);
@@ -346,7 +348,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         let absolute = format!("https://cdn.example/f?X-Amz-Signature={CANARY}&part=1");
         headers.insert("location", HeaderValue::try_from(absolute).expect("value"));
-        let relative = format!("/files/1?sig={CANARY};v=2#{CANARY}");
+        let relative = format!("//user:{CANARY}@cdn.example/files/1?sig={CANARY};v=2#{CANARY}");
         headers.insert(
             "content-location",
             HeaderValue::try_from(relative).expect("value"),
@@ -354,6 +356,11 @@ mod tests {
         let shown = format!("{:?}", redactor.headers(&headers));
         assert!(!shown.contains(CANARY), "{shown}");
         assert!(shown.contains("part=1") && shown.contains("v=2"), "{shown}");
+        let mut raw = b"https://cdn.example/\xfc?X-Amz-Signature=".to_vec();
+        raw.extend_from_slice(CANARY.as_bytes());
+        headers.insert("location", HeaderValue::from_bytes(&raw).expect("value"));
+        let shown = format!("{:?}", redactor.headers(&headers));
+        assert!(!shown.contains(CANARY), "a non-UTF-8 Location: {shown}");
     }
 
     #[test]

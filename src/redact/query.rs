@@ -25,21 +25,25 @@ impl Redactor {
         let Some(query) = url.query() else {
             return url;
         };
+        // Every other pair is kept as written, with the separator that came before it, so a
+        // server that reads `;` literally sees the same query minus the dropped pairs.
         let mut kept = String::with_capacity(query.len());
         let mut rest = query;
+        let mut before = "";
         let mut dropped = false;
         while !rest.is_empty() {
-            let (pair, _, tail) = next_pair(rest);
+            let (pair, separator, tail) = next_pair(rest);
             rest = tail;
             let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            if self.is_sensitive_param(&decoded(raw_name)) {
+            if !pair.is_empty() && self.is_sensitive_param(&decoded(raw_name)) {
                 dropped = true;
-            } else if !pair.is_empty() {
+            } else {
                 if !kept.is_empty() {
-                    kept.push('&');
+                    kept.push_str(before);
                 }
                 kept.push_str(pair);
             }
+            before = separator;
         }
         if dropped {
             url.set_query((!kept.is_empty()).then_some(kept.as_str()));
@@ -109,6 +113,14 @@ impl fmt::Display for RedactedReference<'_> {
         if let Ok(url) = Url::parse(self.text) {
             return write!(f, "{}", self.redactor.url(&url));
         }
+        // Scheme-relative (`//user:pw@host/…`): parsed with a scheme so its userinfo is masked
+        // like an absolute URL's, then shown without it.
+        if let Some(rest) = self.text.trim_start().strip_prefix("//")
+            && let Ok(url) = Url::parse(&format!("https://{rest}"))
+        {
+            let shown = self.redactor.url(&url).to_string();
+            return f.write_str(shown.strip_prefix("https:").unwrap_or(&shown));
+        }
         let (reference, fragment) = match self.text.split_once('#') {
             Some((reference, _)) => (reference, true),
             None => (self.text, false),
@@ -154,6 +166,11 @@ mod tests {
         .expect("url");
         let kept = redactor.without_sensitive_params(url);
         assert_eq!(kept.as_str(), "https://b.example/x?keep=1&page=2");
+        let url = Url::parse(&format!("https://b.example/x?f=a;b&sig={CANARY}&g=1")).expect("url");
+        assert_eq!(
+            redactor.without_sensitive_params(url).as_str(),
+            "https://b.example/x?f=a;b&g=1"
+        );
         let bare = Url::parse(&format!("https://b.example/x?sig={CANARY}")).expect("url");
         assert_eq!(
             redactor.without_sensitive_params(bare).as_str(),

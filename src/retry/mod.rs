@@ -30,7 +30,12 @@ pub(crate) fn ensure_idempotency_key(
     header: &HeaderName,
     auto: bool,
 ) -> bool {
-    if headers.contains_key(header) {
+    // A key set as a plain header counts only if it says something: an empty value would make
+    // a POST look replay-safe while the server dedupes nothing.
+    if headers
+        .get(header)
+        .is_some_and(|key| !key.as_bytes().trim_ascii().is_empty())
+    {
         return true;
     }
     if auto && !replay::is_idempotent(method) {
