@@ -34,15 +34,19 @@ pub(crate) fn classify(result: &Result<reqwest::Response, Error>) -> Outcome {
 
 /// Step 7, record: the breaker's verdict and a pause the server asked for, against the origin of
 /// the last hop, whether it answered or failed. When that is a redirect target, the first origin
-/// answered (with the redirect), which is a success for its breaker.
+/// answered (with the redirect), which is a success for its breaker. A retry (`retried`) that
+/// succeeded gives its cost back to the call's retry budget.
 pub(crate) fn record(
     origins: &PerOrigin<Origin>,
     origin: &Arc<Origin>,
     permit: Option<Permit>,
     attempted: &Attempted,
-    outcome: Outcome,
+    (outcome, retried): (Outcome, bool),
     max_retry_after: Duration,
 ) {
+    if retried && Verdict::of(&outcome) == Some(Verdict::Success) {
+        origin.budget.refund();
+    }
     let answered_by = if attempted.redirected {
         origins.get(&attempted.url)
     } else {

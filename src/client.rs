@@ -284,7 +284,7 @@ impl Client {
                 &origin,
                 permit,
                 &attempted,
-                outcome,
+                (outcome, number > 1),
                 s.settings.retry.max_retry_after,
             );
 

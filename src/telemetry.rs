@@ -43,8 +43,10 @@ pub(crate) mod metric {
     pub(crate) const BREAKER_STATE: &str = "outbound.client.circuit_breaker.state";
     /// Histogram, seconds: time spent waiting for a rate limit slot or pause.
     pub(crate) const RATE_LIMIT_WAIT: &str = "outbound.client.rate_limit.wait";
-    /// Counter: server-requested pauses.
+    /// Counter: server-requested pauses of a whole origin, by reason.
     pub(crate) const RATE_LIMIT_PAUSES: &str = "outbound.client.rate_limit.pauses";
+    /// Counter: lone 429s, which delayed only their own call.
+    pub(crate) const RATE_LIMIT_CALL_ONLY: &str = "outbound.client.rate_limit.call_only";
     /// Counter: token requests, by result.
     pub(crate) const TOKEN_REQUESTS: &str = "outbound.client.token.requests";
 }
@@ -317,15 +319,29 @@ pub(crate) fn breaker_transition(
     metrics::gauge!(metric::BREAKER_STATE, "server.address" => origin.clone()).set(value);
 }
 
-/// The server asked to slow down: every call to `origin` pauses.
-pub(crate) fn paused(origin: &Arc<str>, status: StatusCode, wait: Duration) {
+/// The server asked to slow down: every call to `origin` pauses (`reason`: `quota_exhausted`,
+/// `unavailable` or `throttling`).
+pub(crate) fn paused(origin: &Arc<str>, status: StatusCode, wait: Duration, reason: &'static str) {
     tracing::info!(
         origin = %origin,
         status = status.as_u16(),
         pause_ms = millis(wait),
+        reason,
         "calls to origin paused"
     );
-    metrics::counter!(metric::RATE_LIMIT_PAUSES, "server.address" => origin.clone()).increment(1);
+    metrics::counter!(metric::RATE_LIMIT_PAUSES, "server.address" => origin.clone(), "reason" => reason)
+        .increment(1);
+}
+
+/// A lone 429: only the call that got it waits; the origin's other calls go on.
+pub(crate) fn throttled_call(origin: &Arc<str>, wait: Duration) {
+    tracing::debug!(
+        origin = %origin,
+        wait_ms = millis(wait),
+        "a lone 429: only this call waits"
+    );
+    metrics::counter!(metric::RATE_LIMIT_CALL_ONLY, "server.address" => origin.clone())
+        .increment(1);
 }
 
 /// A call waits for a rate limit (`cause`: `quota` or `pause`).

@@ -81,7 +81,7 @@ async fn partner_api(landing: String) -> TestServer {
             _ => Reply::ok("fresh token accepted"),
         },
         "/api/down" => Reply::status(503),
-        "/api/slow-down" => Reply::status(429).header("retry-after", "30"),
+        "/api/slow-down" => Reply::status(503).header("retry-after", "30"),
         "/api/big" => Reply::ok(vec![b'x'; 4096]),
         "/api/stall" => Reply::Stall,
         "/api/redirect" => Reply::redirect(302, &landing),

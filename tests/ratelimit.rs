@@ -77,16 +77,21 @@ async fn assert_next_call_waits(client: &Client, server: &TestServer, at_least: 
 }
 
 #[tokio::test]
-async fn too_many_requests_with_retry_after_pauses_the_origin_but_not_others() {
+async fn a_pattern_of_429s_pauses_the_origin_but_not_others() {
+    let throttled = Reply::status(429).header("retry-after", "2");
     let server = TestServer::script(vec![
-        Reply::status(429).header("retry-after", "2"),
+        throttled.clone(),
+        throttled.clone(),
+        throttled,
         Reply::ok(""),
     ])
     .await;
     let other = TestServer::always(Reply::ok("")).await;
     let client = single(&server).build().expect("client");
-    let response = client.get("/first").send().await.expect("the 429 itself");
-    assert_eq!(response.status(), 429);
+    for _ in 0..3 {
+        let response = client.get("/first").send().await.expect("the 429 itself");
+        assert_eq!(response.status(), 429);
+    }
     let started = Instant::now();
     client
         .get(other.url("/elsewhere"))
@@ -99,10 +104,50 @@ async fn too_many_requests_with_retry_after_pauses_the_origin_but_not_others() {
     );
     client.get("/second").send().await.expect("after the pause");
     let seen = server.requests();
-    let gap = seen[1].at - seen[0].at;
+    let gap = seen[3].at - seen[2].at;
     assert!(
         gap >= Duration::from_millis(1900),
         "reached the server early: {gap:?}"
+    );
+}
+
+// Isolated 429s (one object's lock contention, one endpoint's own limit) delay the retry of the
+// call that got them; every other call goes on.
+#[tokio::test]
+async fn a_lone_429_delays_only_its_own_call() {
+    let server = TestServer::start(|request| match request.path() {
+        "/contended" => Reply::status(429).header("retry-after", "1"),
+        _ => Reply::ok(""),
+    })
+    .await;
+    let client = support::client_for(&server)
+        .max_attempts(2)
+        .build()
+        .expect("client");
+    let contended = tokio::spawn({
+        let client = client.clone();
+        async move { client.get("/contended").send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    for _ in 0..5 {
+        client.get("/other").send().await.expect("not paused");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the origin was paused for everyone"
+    );
+    let response = contended.await.expect("no panic").expect("the second 429");
+    assert_eq!(response.attempts(), 2);
+    let tries: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/contended")
+        .collect();
+    let gap = tries[1].at - tries[0].at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "its retry came early: {gap:?}"
     );
 }
 
@@ -144,12 +189,12 @@ async fn ratelimit_headers_showing_an_exhausted_quota_pause_the_origin() {
 #[tokio::test]
 async fn a_pause_longer_than_the_deadline_fails_fast() {
     let server = TestServer::script(vec![
-        Reply::status(429).header("retry-after", "30"),
+        Reply::status(503).header("retry-after", "30"),
         Reply::ok(""),
     ])
     .await;
     let client = single(&server).build().expect("client");
-    client.get("/x").send().await.expect("the 429");
+    client.get("/x").send().await.expect("the 503");
     let started = Instant::now();
     let err = client
         .get("/x")
@@ -212,7 +257,7 @@ async fn retry_after_of_days_ends_the_call_and_pauses_the_origin_for_the_cap() {
         "99999999999999999999",
         "Fri, 31 Dec 9999 23:59:59 GMT",
     ] {
-        let server = TestServer::always(Reply::status(429).header("retry-after", huge)).await;
+        let server = TestServer::always(Reply::status(503).header("retry-after", huge)).await;
         let client = support::client_for(&server)
             .initial_backoff(Duration::from_millis(5))
             .total_timeout(Duration::from_secs(5))

@@ -284,9 +284,9 @@ async fn a_401_from_a_later_hop_keeps_the_token_and_is_not_resent() {
 }
 
 #[tokio::test]
-async fn a_429_from_a_redirect_target_pauses_the_target_not_the_first_origin() {
+async fn a_503_from_a_redirect_target_pauses_the_target_not_the_first_origin() {
     let target = TestServer::start(|request| match request.path() {
-        "/busy" => Reply::status(429).header("retry-after", "30"),
+        "/busy" => Reply::status(503).header("retry-after", "30"),
         _ => Reply::ok("target"),
     })
     .await;

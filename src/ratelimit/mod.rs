@@ -14,6 +14,9 @@
 //! nothing, so cancellation never leaks a slot.
 
 mod headers;
+mod scope;
+
+use scope::{Recent, Scope};
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -36,6 +39,8 @@ pub(crate) struct Limiter {
     origin: Arc<str>,
     quota: Option<DefaultDirectRateLimiter>,
     blocked_until: Mutex<Option<Instant>>,
+    /// Recent answers, to tell a pattern of 429s from isolated ones.
+    recent: Mutex<Recent>,
 }
 
 impl fmt::Debug for Limiter {
@@ -63,6 +68,7 @@ impl Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             blocked_until: Mutex::new(None),
+            recent: Mutex::new(Recent::new(Instant::now())),
         }
     }
 
@@ -125,8 +131,10 @@ impl Limiter {
             .with_retry_after(wait)
     }
 
-    /// Step 7: pauses the origin when a response says to slow down. `retry_after` is the
-    /// response's already-parsed `Retry-After`; waits are capped at `max_wait`.
+    /// Step 7: pauses the origin when a response says its quota or the origin is exhausted
+    /// (see [`scope`] for the rule); a lone 429 is left to the retry of its own call.
+    /// `retry_after` is the response's already-parsed `Retry-After`; pauses are capped at
+    /// `max_wait`.
     pub(crate) fn observe(
         &self,
         status: StatusCode,
@@ -134,23 +142,32 @@ impl Limiter {
         retry_after: Option<Duration>,
         max_wait: Duration,
     ) {
-        let from_status = retry_after.filter(|_| crate::retry::asks_to_slow_down(status));
-        let from_headers = || exhausted_for(headers, SystemTime::now());
-        let Some(wait) = from_status.or_else(from_headers) else {
-            return;
+        let now = Instant::now();
+        let recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(now, status == StatusCode::TOO_MANY_REQUESTS);
+        let quota_wait = exhausted_for(headers, SystemTime::now());
+        let (wait, reason) = match scope::decide(status, retry_after, quota_wait, recent) {
+            Scope::None => return,
+            Scope::Call { wait } => {
+                telemetry::throttled_call(&self.origin, wait);
+                return;
+            }
+            Scope::Origin { wait, reason } => (wait.min(max_wait), reason),
         };
-        let wait = wait.min(max_wait);
         if wait.is_zero() {
             return;
         }
-        let until = crate::transport::later(Instant::now(), wait);
+        let until = crate::transport::later(now, wait);
         let mut blocked = self
             .blocked_until
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if blocked.is_none_or(|current| current < until) {
             *blocked = Some(until);
-            telemetry::paused(&self.origin, status, wait);
+            telemetry::paused(&self.origin, status, wait, reason.as_str());
         }
     }
 }

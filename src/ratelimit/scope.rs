@@ -1,0 +1,287 @@
+//! Which calls a server's "slow down" applies to: every call to the origin, or only the call
+//! that was told.
+//!
+//! The rule follows the evidence:
+//!
+//! - **Quota headers at 0** (`RateLimit`, `RateLimit-Remaining`, `X-RateLimit-Remaining`): the
+//!   server says the origin's quota is spent. The whole origin pauses until the reset.
+//! - **503 with `Retry-After`**: the origin says it is unavailable. The whole origin pauses.
+//! - **429 with `Retry-After`, as a pattern**: at least [`PATTERN_MIN`] of the answers in the last
+//!   [`WINDOW`], and at least half of them. A throttling origin answers 429 to nearly every call,
+//!   so the pattern forms within a few answers and the whole origin pauses. A share rather than a
+//!   count, because a busy client sees many isolated 429s per second from a healthy origin that
+//!   answers one object's lock contention or one endpoint's own limit with a 429: at 2 % of 10 000
+//!   calls a second that is 200 a second, never half.
+//! - **A lone 429 with `Retry-After`** delays the retry of that call only (the retry policy
+//!   honours its `Retry-After`); other calls go on.
+//!
+//! Pure: the caller passes the clock and keeps the counts, so the rule is tested without a
+//! server.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use tokio::time::Instant;
+
+/// How far back answers count toward a pattern of 429s.
+pub(crate) const WINDOW: Duration = Duration::from_secs(1);
+/// The fewest 429s in [`WINDOW`] that can form a pattern.
+pub(crate) const PATTERN_MIN: u32 = 3;
+const SLOTS: u64 = 10;
+
+/// Why a whole origin pauses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Quota headers say nothing remains.
+    QuotaExhausted,
+    /// A 503 with `Retry-After`.
+    Unavailable,
+    /// 429s with `Retry-After` that form a pattern.
+    Throttling,
+}
+
+impl Reason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::QuotaExhausted => "quota_exhausted",
+            Reason::Unavailable => "unavailable",
+            Reason::Throttling => "throttling",
+        }
+    }
+}
+
+/// What one answer asks of the origin's other calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Nothing: no wait was asked for.
+    None,
+    /// The whole origin pauses for this long.
+    Origin { wait: Duration, reason: Reason },
+    /// A lone 429: only the call that got it waits (its retry honours `Retry-After`).
+    Call { wait: Duration },
+}
+
+/// The rule above. `quota_wait` is what the quota headers say (see `headers`), `recent` the
+/// answers and 429s of the last [`WINDOW`], this one included.
+pub(crate) fn decide(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    quota_wait: Option<Duration>,
+    recent: Counts,
+) -> Scope {
+    if let Some(wait) = quota_wait {
+        return Scope::Origin {
+            wait,
+            reason: Reason::QuotaExhausted,
+        };
+    }
+    let Some(wait) = retry_after else {
+        return Scope::None;
+    };
+    match status {
+        StatusCode::SERVICE_UNAVAILABLE => Scope::Origin {
+            wait,
+            reason: Reason::Unavailable,
+        },
+        StatusCode::TOO_MANY_REQUESTS if recent.is_pattern() => Scope::Origin {
+            wait,
+            reason: Reason::Throttling,
+        },
+        StatusCode::TOO_MANY_REQUESTS => Scope::Call { wait },
+        _ => Scope::None,
+    }
+}
+
+/// Answers and 429s seen in a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) answers: u32,
+    pub(crate) throttled: u32,
+}
+
+impl Counts {
+    /// At least [`PATTERN_MIN`] 429s, and at least half of the answers.
+    pub(crate) fn is_pattern(self) -> bool {
+        self.throttled >= PATTERN_MIN && u64::from(self.throttled) * 2 >= u64::from(self.answers)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    tick: u64,
+    counts: Counts,
+}
+
+/// The answers of the last [`WINDOW`], in slots of a tenth of it.
+#[derive(Debug)]
+pub(crate) struct Recent {
+    start: Instant,
+    slots: [Slot; SLOTS as usize],
+}
+
+impl Recent {
+    pub(crate) fn new(start: Instant) -> Recent {
+        Recent {
+            start,
+            slots: [Slot::default(); SLOTS as usize],
+        }
+    }
+
+    fn tick(&self, now: Instant) -> u64 {
+        let slot = WINDOW.as_nanos() / u128::from(SLOTS);
+        u64::try_from(now.saturating_duration_since(self.start).as_nanos() / slot)
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Counts one answer at `now` and returns the window's counts, this answer included.
+    pub(crate) fn record(&mut self, now: Instant, throttled: bool) -> Counts {
+        let tick = self.tick(now);
+        let slot = &mut self.slots[(tick % SLOTS) as usize];
+        if slot.tick != tick {
+            *slot = Slot {
+                tick,
+                counts: Counts::default(),
+            };
+        }
+        slot.counts.answers = slot.counts.answers.saturating_add(1);
+        slot.counts.throttled = slot.counts.throttled.saturating_add(u32::from(throttled));
+        self.slots
+            .iter()
+            .filter(|s| s.tick.saturating_add(SLOTS) > tick && s.tick <= tick)
+            .fold(Counts::default(), |total, s| Counts {
+                answers: total.answers.saturating_add(s.counts.answers),
+                throttled: total.throttled.saturating_add(s.counts.throttled),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn throttled(answers: u32, throttled: u32) -> Counts {
+        Counts { answers, throttled }
+    }
+
+    #[test]
+    fn quota_headers_and_503s_pause_the_origin() {
+        let quota = decide(StatusCode::OK, None, Some(SECOND), Counts::default());
+        assert_eq!(
+            quota,
+            Scope::Origin {
+                wait: SECOND,
+                reason: Reason::QuotaExhausted
+            }
+        );
+        let unavailable = decide(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(SECOND),
+            None,
+            Counts::default(),
+        );
+        assert!(matches!(
+            unavailable,
+            Scope::Origin {
+                reason: Reason::Unavailable,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_lone_429_delays_its_own_call_only() {
+        let lone = decide(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(SECOND),
+            None,
+            throttled(50, 1),
+        );
+        assert_eq!(lone, Scope::Call { wait: SECOND });
+        let no_wait = decide(StatusCode::TOO_MANY_REQUESTS, None, None, throttled(3, 3));
+        assert_eq!(no_wait, Scope::None);
+    }
+
+    #[test]
+    fn a_pattern_of_429s_pauses_the_origin() {
+        let pattern = decide(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(SECOND),
+            None,
+            throttled(4, 3),
+        );
+        assert!(matches!(
+            pattern,
+            Scope::Origin {
+                reason: Reason::Throttling,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn every_answer_of_a_throttling_origin_forms_the_pattern_by_the_third() {
+        let start = Instant::now();
+        let mut recent = Recent::new(start);
+        let counts: Vec<Counts> = (0..3)
+            .map(|i| recent.record(start + Duration::from_millis(i), true))
+            .collect();
+        assert!(!counts[1].is_pattern());
+        assert!(counts[2].is_pattern());
+    }
+
+    #[test]
+    fn answers_older_than_the_window_do_not_count() {
+        let start = Instant::now();
+        let mut recent = Recent::new(start);
+        for i in 0..2 {
+            recent.record(start + Duration::from_millis(i), true);
+        }
+        let later = recent.record(start + WINDOW + Duration::from_millis(200), true);
+        assert_eq!(later, throttled(1, 1));
+    }
+
+    /// Answers at `per_second`, each a 429 when its roll is under `share`: how many of them
+    /// saw a pattern once a whole window had passed.
+    fn patterns(rolls: &[f64], share: f64, per_second: u64) -> usize {
+        let start = Instant::now();
+        let mut recent = Recent::new(start);
+        rolls
+            .iter()
+            .enumerate()
+            .filter(|(i, roll)| {
+                let at = start + Duration::from_nanos(*i as u64 * 1_000_000_000 / per_second);
+                let counts = recent.record(at, **roll < share);
+                *i as u64 >= per_second && counts.is_pattern()
+            })
+            .count()
+    }
+
+    proptest! {
+        // A healthy origin answering a small share of 429s (up to a third) does not pause
+        // everyone, however busy the client.
+        #[test]
+        fn isolated_429s_do_not_form_a_pattern(
+            rolls in proptest::collection::vec(0.0f64..1.0, 2_000..4_000),
+            share in 0.0f64..0.33,
+            per_second in 100u64..2_000,
+        ) {
+            let seen = patterns(&rolls, share, per_second);
+            prop_assert!(seen * 1_000 <= rolls.len(), "{seen} of {}", rolls.len());
+        }
+
+        // An origin answering mostly 429s does, within a window.
+        #[test]
+        fn mostly_429s_form_a_pattern(
+            rolls in proptest::collection::vec(0.0f64..1.0, 2_000..4_000),
+            share in 0.7f64..1.0,
+            per_second in 100u64..2_000,
+        ) {
+            let seen = patterns(&rolls, share, per_second);
+            let judged = rolls.len().saturating_sub(per_second as usize);
+            prop_assert!(seen * 100 >= judged * 99, "{seen} of {judged}");
+        }
+    }
+}
