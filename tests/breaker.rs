@@ -194,3 +194,27 @@ async fn retries_stop_at_an_open_breaker() {
     assert_eq!(err.attempts(), 2);
     assert_eq!(server.hits(), 2);
 }
+
+// A 429 says "slow down", not "I am broken": a burst of them must not cut every endpoint of a
+// healthy origin off for `open_for`.
+#[tokio::test]
+async fn a_burst_of_429s_never_opens_the_breaker() {
+    let server = TestServer::start(|request| match request.path() {
+        "/busy" => Reply::status(429),
+        _ => Reply::ok(""),
+    })
+    .await;
+    let client = breaker(&server, Duration::from_secs(10))
+        .build()
+        .expect("client");
+    for _ in 0..20 {
+        let response = client.get("/busy").send().await.expect("a 429");
+        assert_eq!(response.status(), 429);
+    }
+    let response = client
+        .get("/other")
+        .send()
+        .await
+        .expect("the breaker is closed");
+    assert_eq!(response.status(), 200);
+}

@@ -10,8 +10,10 @@
 //!   `half_open_requests` probes out and fails the rest fast. A probe's success closes the
 //!   breaker, its failure re-opens it.
 //!
-//! Failures are connect errors, timeouts, resets, 5xx, 408 and 429; any other 4xx is the
-//! caller's mistake and counts as a success.
+//! Failures are connect errors, timeouts, resets, 5xx and 408; any other 4xx is the caller's
+//! mistake and counts as a success. A 429 says "slow down", not "I am broken": it counts as a
+//! success here, and pacing (`ratelimit`) handles it, so a burst of throttling or a few lock
+//! contentions never cut every endpoint of a healthy origin off.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -79,7 +81,7 @@ pub(crate) enum Verdict {
 impl Verdict {
     /// The verdict for a response status.
     pub(crate) fn of_status(status: StatusCode) -> Verdict {
-        if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             Verdict::Failure
         } else {
             Verdict::Success
@@ -357,7 +359,7 @@ mod tests {
             (401, Verdict::Success),
             (422, Verdict::Success),
             (408, Verdict::Failure),
-            (429, Verdict::Failure),
+            (429, Verdict::Success),
             (500, Verdict::Failure),
             (503, Verdict::Failure),
         ] {
