@@ -47,9 +47,9 @@ pub(crate) async fn demo_api() -> TestServer {
             outage_over.store(true, Ordering::SeqCst);
             Reply::status(204)
         }
-        // Asks to slow down once, for the pacing step.
+        // Unavailable for a second, once, for the pacing step.
         "/v1/search" if search.fetch_add(1, Ordering::SeqCst) == 0 => {
-            Reply::status(429).header("retry-after", "1")
+            Reply::status(503).header("retry-after", "1")
         }
         "/v1/search" => Reply::json(200, r#"{"results":[]}"#),
         "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),

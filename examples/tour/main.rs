@@ -284,7 +284,7 @@ async fn main() -> anyhow::Result<()> {
 
     let response = shedding.get("/search").send().await?;
     println!(
-        "GET /search -> {} with Retry-After: 1: calls to this origin pause",
+        "GET /search -> {} with Retry-After: 1: calls to this origin pause (a lone 429 would delay only its own call)",
         response.status()
     );
     let started = tokio::time::Instant::now();
