@@ -6,7 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use outbound::SecretString;
 use support::{Reply, TestServer, client_for};
 
 #[tokio::test]
@@ -79,12 +78,7 @@ async fn a_token_that_never_expires_is_cached_not_a_panic() {
             _ => Reply::ok("fine"),
         })
         .await;
-        let client = client_for(&server)
-            .oauth2_client_credentials(
-                server.url("/oauth/token"),
-                "orders",
-                SecretString::from("client-secret"),
-            )
+        let client = support::oauth_client_for(&server)
             .oauth2_default_token_lifetime(Duration::MAX)
             .build()
             .expect("client");

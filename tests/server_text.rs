@@ -3,7 +3,6 @@
 
 mod support;
 
-use outbound::SecretString;
 use support::{Reply, TestServer, client_for};
 
 async fn token_error(token_body: String, status: u16) -> outbound::Error {
@@ -12,12 +11,7 @@ async fn token_error(token_body: String, status: u16) -> outbound::Error {
         _ => Reply::ok(""),
     })
     .await;
-    client_for(&server)
-        .oauth2_client_credentials(
-            server.url("/oauth/token"),
-            "orders",
-            SecretString::from("client-secret"),
-        )
+    support::oauth_client_for(&server)
         .build()
         .expect("client")
         .get("/x")

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use outbound::Client;
-use support::{Reply, TestServer, client_for};
+use support::{Reply, TestServer, client_for, oauth_client_for, token_server};
 use tokio::task::JoinSet;
 
 #[tokio::test]
@@ -34,23 +34,8 @@ async fn a_call_waiting_for_its_slot_never_reaches_the_server_after_isolate() {
 
 #[tokio::test]
 async fn a_call_waiting_for_its_token_never_reaches_the_server_after_isolate() {
-    let server = TestServer::start(|request| match request.path() {
-        "/oauth/token" => Reply::json(
-            200,
-            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
-        )
-        .delay(Duration::from_millis(400)),
-        _ => Reply::ok(""),
-    })
-    .await;
-    let client = client_for(&server)
-        .oauth2_client_credentials(
-            server.url("/oauth/token"),
-            "orders",
-            outbound::SecretString::from("client-secret"),
-        )
-        .build()
-        .expect("client");
+    let server = token_server(Duration::from_millis(400)).await;
+    let client = oauth_client_for(&server).build().expect("client");
     let waiting = tokio::spawn({
         let client = client.clone();
         async move { client.get("/x").send().await }
@@ -216,23 +201,8 @@ async fn a_straggler_from_before_the_opening_does_not_close_the_breaker() {
 // calls with a short timeout against a slow token endpoint mint a token each and never succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_fetch_outlives_the_caller_that_started_it() {
-    let server = TestServer::start(|request| match request.path() {
-        "/oauth/token" => Reply::json(
-            200,
-            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
-        )
-        .delay(Duration::from_millis(300)),
-        _ => Reply::ok(""),
-    })
-    .await;
-    let client = client_for(&server)
-        .oauth2_client_credentials(
-            server.url("/oauth/token"),
-            "orders",
-            outbound::SecretString::from("client-secret"),
-        )
-        .build()
-        .expect("client");
+    let server = token_server(Duration::from_millis(300)).await;
+    let client = oauth_client_for(&server).build().expect("client");
     let short = Duration::from_millis(100);
     let err = client
         .get("/x")
@@ -263,22 +233,9 @@ async fn a_token_fetch_outlives_the_caller_that_started_it() {
 // fetches a token, not only before the wire.
 #[tokio::test]
 async fn a_call_isolated_while_waiting_for_its_slot_fetches_no_token() {
-    let server = TestServer::start(|request| match request.path() {
-        "/oauth/token" => Reply::json(
-            200,
-            r#"{"access_token":"tok","token_type":"Bearer","expires_in":600}"#,
-        )
-        .delay(Duration::from_secs(2)),
-        _ => Reply::ok(""),
-    })
-    .await;
-    let client = client_for(&server)
+    let server = token_server(Duration::from_secs(2)).await;
+    let client = oauth_client_for(&server)
         .rate_limit(2.0, Some(1))
-        .oauth2_client_credentials(
-            server.url("/oauth/token"),
-            "orders",
-            outbound::SecretString::from("client-secret"),
-        )
         .build()
         .expect("client");
     // Takes the slot and starts a token request that outlasts it (on this current-thread
