@@ -54,13 +54,18 @@ impl OriginGate {
             }
             other => return Some(format!("scheme {other:?} is not allowed; only https")),
         }
-        // The url crate lowercases the host of http(s) URLs, so only a trailing dot can differ.
-        let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+        let host = host_of(url);
         if !self.allowed_hosts.iter().any(|allowed| allowed == host) {
             return Some(format!("host {host:?} is not in allowed_hosts"));
         }
         None
     }
+}
+
+/// `url`'s host as every per-origin rule compares it: the url crate lowercases the host of
+/// http(s) URLs, so only a trailing dot (`api.example.`, the same host) can differ.
+pub(crate) fn host_of(url: &Url) -> &str {
+    url.host_str().unwrap_or_default().trim_end_matches('.')
 }
 
 fn normalize(host: &str) -> String {

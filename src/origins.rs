@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use url::Url;
 
 use crate::breaker::Breaker;
+use crate::gate::host_of;
 use crate::ratelimit::Limiter;
 use crate::retry::RetryBudget;
 use crate::telemetry::Labels;
@@ -44,6 +45,16 @@ pub(crate) struct Origin {
     pub(crate) limiter: Limiter,
 }
 
+/// The name of `url`'s origin, `scheme://host[:port]` as the URL's origin serializes, except
+/// that `api.example.` is `api.example`: one breaker, one quota, one pause for one host.
+fn key(url: &Url) -> String {
+    let (scheme, host) = (url.scheme(), host_of(url));
+    match url.port() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
+}
+
 impl<T> PerOrigin<T> {
     /// `make` builds the state of an origin from its name (`https://host:port`); `primary`'s
     /// origin is created at once.
@@ -51,12 +62,12 @@ impl<T> PerOrigin<T> {
         primary: &Url,
         make: impl Fn(&str) -> T + Send + Sync + 'static,
     ) -> PerOrigin<T> {
-        let key = primary.origin().ascii_serialization();
+        let key = key(primary);
         let entry = Arc::new(make(&key));
         PerOrigin {
             primary: Primary {
                 scheme: primary.scheme().to_owned(),
-                host: primary.host_str().unwrap_or_default().to_owned(),
+                host: host_of(primary).to_owned(),
                 port: primary.port_or_known_default(),
                 entry: entry.clone(),
             },
@@ -70,12 +81,12 @@ impl<T> PerOrigin<T> {
     pub(crate) fn get(&self, url: &Url) -> Arc<T> {
         let p = &self.primary;
         if url.scheme() == p.scheme
-            && url.host_str() == Some(p.host.as_str())
+            && host_of(url) == p.host
             && url.port_or_known_default() == p.port
         {
             return p.entry.clone();
         }
-        let key = url.origin().ascii_serialization();
+        let key = key(url);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(entry) = entries.get(&key) {
             return entry.clone();
@@ -127,6 +138,21 @@ mod tests {
         assert_eq!(again.load(Ordering::SeqCst), 1);
         let other_port = map.get(&Url::parse("https://a.example:8443/").expect("url"));
         assert_eq!(other_port.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_trailing_dot_is_the_same_origin() {
+        let map = PerOrigin::new(&Url::parse("https://b.example").expect("url"), |_| {
+            AtomicUsize::new(0)
+        });
+        for url in ["https://b.example./x", "https://B.example.:443/y"] {
+            let url = Url::parse(url).expect("url");
+            assert!(Arc::ptr_eq(&map.get(&url), &map.primary.entry), "{url}");
+        }
+        let other = Url::parse("https://c.example.:8443/").expect("url");
+        let again = Url::parse("https://c.example:8443/z").expect("url");
+        assert!(Arc::ptr_eq(&map.get(&other), &map.get(&again)));
+        assert_eq!(map.len(), 2);
     }
 
     #[test]

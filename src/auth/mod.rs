@@ -234,7 +234,7 @@ impl Scope {
     pub(crate) fn new(base_url: &Url, auth: Option<&Auth>) -> Scope {
         Scope {
             scheme: base_url.scheme().to_owned(),
-            host: base_url.host_str().unwrap_or_default().to_owned(),
+            host: crate::gate::host_of(base_url).to_owned(),
             port: base_url.port_or_known_default(),
             hosts: auth.map_or_else(Vec::new, |auth| auth.hosts().to_vec()),
         }
@@ -242,7 +242,7 @@ impl Scope {
 
     /// Whether a request to `url` carries the credentials.
     pub(crate) fn covers(&self, url: &Url) -> bool {
-        let host = url.host_str().unwrap_or_default();
+        let host = crate::gate::host_of(url);
         let base = url.scheme() == self.scheme
             && host.eq_ignore_ascii_case(&self.host)
             && url.port_or_known_default() == self.port;
@@ -275,6 +275,8 @@ mod tests {
         for (url, covered) in [
             ("https://api.example/v2/x", true),
             ("https://API.example:443/other", true),
+            ("https://api.example./v2/x", true),
+            ("https://cdn.example./f", true),
             ("https://api.example:8443/x", false),
             ("http://api.example/x", false),
             ("https://cdn.example/f", true),
