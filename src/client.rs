@@ -217,6 +217,7 @@ impl Client {
             timeouts: &s.settings.timeouts,
             follow: s.settings.follow_redirects,
             isolated: &s.isolated,
+            origins: &s.origins,
         };
 
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,

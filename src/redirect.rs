@@ -15,6 +15,7 @@ use url::Url;
 use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
 use crate::isolation;
+use crate::origins::{Origin, PerOrigin};
 use crate::profile::sections::Timeouts;
 use crate::redact::Redactor;
 use crate::transport::{self, Timer};
@@ -40,6 +41,8 @@ pub(crate) struct Wire<'a> {
     pub(crate) follow: bool,
     /// The kill switch, asked again before every later hop.
     pub(crate) isolated: &'a AtomicBool,
+    /// Per-origin breakers and pacing, which every later hop passes too.
+    pub(crate) origins: &'a PerOrigin<Origin>,
 }
 
 /// How one attempt ended, after any redirects: what its last hop got, and where that hop went.
@@ -74,7 +77,7 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
             url: hop.url,
             redirected,
         };
-        if redirected && let Err(err) = isolation::check(wire.isolated) {
+        if redirected && let Err(err) = admit(wire, &hop.url, timer).await {
             return end(Err(err), hop);
         }
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
@@ -107,6 +110,21 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
             return end(Err(err), hop);
         }
     }
+}
+
+/// Before a later hop, which is a request like any other: the kill switch, the breaker of the
+/// hop's origin (failing fast when it is open) and that origin's quota and pauses, within the
+/// attempt's deadline.
+async fn admit(wire: &Wire<'_>, url: &Url, timer: &mut Timer) -> Result<(), Error> {
+    isolation::check(wire.isolated)?;
+    let origin = wire.origins.get(url);
+    if let Some(breaker) = &origin.breaker {
+        breaker.check()?;
+    }
+    origin.limiter.acquire(timer.deadline()).await?;
+    // Time spent waiting for a slot is not time without data.
+    timer.resume();
+    Ok(())
 }
 
 fn is_followed(status: StatusCode) -> bool {
@@ -189,6 +207,12 @@ mod tests {
             timeouts: &timeouts,
             follow: true,
             isolated: &AtomicBool::new(false),
+            origins: &PerOrigin::new(&base, |name| Origin {
+                labels: crate::telemetry::Labels::new("", name),
+                budget: crate::retry::RetryBudget::new(20),
+                breaker: None,
+                limiter: crate::ratelimit::Limiter::new(name.to_owned(), None),
+            }),
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer t".parse().expect("value"));

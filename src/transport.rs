@@ -208,6 +208,11 @@ impl Timer {
         }
     }
 
+    /// The instant by which the attempt must be done.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline.at
+    }
+
     /// Restarts the idle clock: the caller is about to wait for data again after time spent
     /// elsewhere (between receiving the head and reading the body).
     pub(crate) fn resume(&mut self) {

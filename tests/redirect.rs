@@ -358,7 +358,8 @@ async fn a_dead_redirect_target_does_not_open_the_first_origins_breaker() {
             .send()
             .await
             .expect_err("the target is down");
-        assert!(err.is_connect(), "{err}");
+        // The target's own breaker opens after two failures, and then sheds the hop.
+        assert!(err.is_connect() || err.is_circuit_open(), "{err}");
     }
     let response = client
         .get("/fine")
@@ -366,4 +367,64 @@ async fn a_dead_redirect_target_does_not_open_the_first_origins_breaker() {
         .await
         .expect("the first origin's breaker is closed");
     assert_eq!(response.status(), 200);
+}
+
+// A redirect hop is a request like any other: it takes a slot of its origin's quota.
+#[tokio::test]
+async fn every_redirect_hop_takes_a_slot_of_its_origins_quota() {
+    let origin = TestServer::start(|request| match request.path() {
+        "/a" => Reply::redirect(302, "/b"),
+        "/b" => Reply::redirect(302, "/c"),
+        _ => Reply::ok("landed"),
+    })
+    .await;
+    let client = client_for(&origin)
+        .follow_redirects(true)
+        .rate_limit(4.0, Some(1))
+        .build()
+        .expect("client");
+    let response = client.get("/a").send().await.expect("followed");
+    assert_eq!(response.status(), 200);
+    let seen = origin.requests();
+    assert_eq!(seen.len(), 3);
+    for pair in seen.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= std::time::Duration::from_millis(200),
+            "a hop skipped the quota: {gap:?}"
+        );
+    }
+}
+
+// A hop to an origin whose breaker is open fails fast instead of adding to its load.
+#[tokio::test]
+async fn a_redirect_to_an_origin_whose_breaker_is_open_fails_fast() {
+    let target = TestServer::always(Reply::status(503)).await;
+    let to_target = target.url("/down");
+    let origin = TestServer::start(move |request| match request.path() {
+        "/moved" => Reply::redirect(302, &to_target),
+        _ => Reply::ok(""),
+    })
+    .await;
+    let client = client_for(&origin)
+        .follow_redirects(true)
+        .max_attempts(1)
+        .circuit_breaker_minimum_requests(2)
+        .circuit_breaker_open_for(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client");
+    for _ in 0..2 {
+        let _ = client.get(target.url("/down")).send().await;
+    }
+    let err = client
+        .get("/moved")
+        .send()
+        .await
+        .expect_err("the target is open");
+    assert!(err.is_circuit_open(), "{err}");
+    assert_eq!(
+        target.hits(),
+        2,
+        "the open target was called through a redirect"
+    );
 }
