@@ -145,6 +145,8 @@ impl Redactor {
         format!("<{} bytes of {kind}>", bytes.len())
     }
 
+    /// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's
+    /// or hyper's) prints its value.
     pub(crate) fn mark_sensitive(&self, headers: &mut HeaderMap) {
         for (name, value) in headers.iter_mut() {
             if self.is_sensitive_header(name) {
@@ -158,6 +160,7 @@ impl Redactor {
         self.headers.contains(name)
     }
 
+    /// Whether query parameter `name` (decoded) is on the redaction list.
     pub(crate) fn is_sensitive_param(&self, name: &str) -> bool {
         self.query_params.contains(&name.to_ascii_lowercase())
     }

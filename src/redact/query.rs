@@ -16,8 +16,6 @@ impl Redactor {
         }
     }
 
-    /// Marks every header on the redaction list sensitive, so that no `Debug` (ours, reqwest's
-    /// or hyper's) prints its value.
     /// `url` without the query parameters on the redaction list (which include an `api_key`
     /// profile's credential parameter): for a hop to another origin, so a server that copies
     /// them into a `Location` cannot make us deliver them there.
@@ -28,14 +26,10 @@ impl Redactor {
         // Every other pair is kept as written, with the separator that came before it, so a
         // server that reads `;` literally sees the same query minus the dropped pairs.
         let mut kept = String::with_capacity(query.len());
-        let mut rest = query;
         let mut before = "";
         let mut dropped = false;
-        while !rest.is_empty() {
-            let (pair, separator, tail) = next_pair(rest);
-            rest = tail;
-            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            if !pair.is_empty() && self.is_sensitive_param(&decoded(raw_name)) {
+        for (pair, separator) in pairs(query) {
+            if !pair.is_empty() && self.is_sensitive_pair(pair) {
                 dropped = true;
             } else {
                 if !kept.is_empty() {
@@ -49,6 +43,17 @@ impl Redactor {
             url.set_query((!kept.is_empty()).then_some(kept.as_str()));
         }
         url
+    }
+
+    /// Whether one `name=value` pair names a parameter on the redaction list, compared as a
+    /// server decodes it (so `api%5Fkey` is caught like `api_key`).
+    fn is_sensitive_pair(&self, pair: &str) -> bool {
+        let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
+        let name = url::form_urlencoded::parse(raw_name.as_bytes())
+            .next()
+            .map(|(name, _)| name.into_owned())
+            .unwrap_or_default();
+        self.is_sensitive_param(&name)
     }
 
     /// A `Display` of a URL reference such as a `Location` value, which may be relative.
@@ -68,12 +73,9 @@ pub(super) struct RedactedQuery<'a> {
 
 impl fmt::Display for RedactedQuery<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut rest = self.query;
-        while !rest.is_empty() {
-            let (pair, separator, tail) = next_pair(rest);
-            rest = tail;
-            let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
-            if self.redactor.is_sensitive_param(&decoded(raw_name)) {
+        for (pair, separator) in pairs(self.query) {
+            if self.redactor.is_sensitive_pair(pair) {
+                let raw_name = pair.split_once('=').map_or(pair, |(name, _)| name);
                 write!(f, "{raw_name}={MASK}")?;
             } else {
                 f.write_str(pair)?;
@@ -84,21 +86,22 @@ impl fmt::Display for RedactedQuery<'_> {
     }
 }
 
-/// Splits off the first `name=value` of a query. Both `&` and `;` separate pairs: servers that
-/// read `;` (the HTML 4 recommendation, many frameworks) would see a parameter we did not mask.
-fn next_pair(query: &str) -> (&str, &str, &str) {
-    match query.find(['&', ';']) {
-        Some(i) => (&query[..i], &query[i..=i], &query[i + 1..]),
-        None => (query, "", ""),
-    }
-}
-
-/// A parameter name as a server decodes it, so `api%5Fkey` is caught like `api_key`.
-fn decoded(raw_name: &str) -> String {
-    url::form_urlencoded::parse(raw_name.as_bytes())
-        .next()
-        .map(|(name, _)| name.into_owned())
-        .unwrap_or_default()
+/// The `name=value` pairs of a query, each with the separator that follows it (empty for the
+/// last). Both `&` and `;` separate pairs: servers that read `;` (the HTML 4 recommendation,
+/// many frameworks) would see a parameter we did not mask.
+fn pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = query;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (pair, separator, tail) = match rest.find(['&', ';']) {
+            Some(i) => (&rest[..i], &rest[i..=i], &rest[i + 1..]),
+            None => (rest, "", ""),
+        };
+        rest = tail;
+        Some((pair, separator))
+    })
 }
 
 /// A URL reference (absolute or relative, as in `Location`) with its userinfo, sensitive query
