@@ -44,7 +44,8 @@ pub(crate) fn record(
     (outcome, retried): (Outcome, bool),
     max_retry_after: Duration,
 ) {
-    if retried && Verdict::of(&outcome) == Some(Verdict::Success) {
+    let verdict = Verdict::of(&outcome);
+    if retried && verdict == Some(Verdict::Success) {
         origin.budget.refund();
     }
     let answered_by = if attempted.redirected {
@@ -52,7 +53,7 @@ pub(crate) fn record(
     } else {
         origin.clone()
     };
-    if let Some(verdict) = Verdict::of(&outcome) {
+    if let Some(verdict) = verdict {
         if Arc::ptr_eq(&answered_by, origin) {
             if let Some(permit) = permit {
                 permit.record(verdict);

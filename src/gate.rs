@@ -68,7 +68,16 @@ pub(crate) fn host_of(url: &Url) -> &str {
     url.host_str().unwrap_or_default().trim_end_matches('.')
 }
 
-fn normalize(host: &str) -> String {
+/// Two URLs of one origin: scheme, host (as [`host_of`] compares it) and port. The one rule
+/// behind per-origin state, credential scope and the confinement of relative paths.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && host_of(a) == host_of(b)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// A host name as written in a profile (`allowed_hosts`, `auth.hosts`), as [`host_of`] gives it.
+pub(crate) fn normalize(host: &str) -> String {
     host.trim_end_matches('.').to_ascii_lowercase()
 }
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use url::Url;
 
 use crate::breaker::Breaker;
-use crate::gate::host_of;
+use crate::gate::{host_of, same_origin};
 use crate::ratelimit::Limiter;
 use crate::retry::RetryBudget;
 use crate::telemetry::Labels;
@@ -29,9 +29,7 @@ pub(crate) struct PerOrigin<T> {
 }
 
 struct Primary<T> {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
+    url: Url,
     entry: Arc<T>,
 }
 
@@ -66,9 +64,7 @@ impl<T> PerOrigin<T> {
         let entry = Arc::new(make(&key));
         PerOrigin {
             primary: Primary {
-                scheme: primary.scheme().to_owned(),
-                host: host_of(primary).to_owned(),
-                port: primary.port_or_known_default(),
+                url: primary.clone(),
                 entry: entry.clone(),
             },
             entries: Mutex::new(HashMap::from([(key, entry)])),
@@ -79,12 +75,8 @@ impl<T> PerOrigin<T> {
 
     /// The state of `url`'s origin.
     pub(crate) fn get(&self, url: &Url) -> Arc<T> {
-        let p = &self.primary;
-        if url.scheme() == p.scheme
-            && host_of(url) == p.host
-            && url.port_or_known_default() == p.port
-        {
-            return p.entry.clone();
+        if same_origin(url, &self.primary.url) {
+            return self.primary.entry.clone();
         }
         let key = key(url);
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);

@@ -267,9 +267,7 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
 fn confine(base: &Url, url: Url) -> Result<Url> {
     // A relative input that the URL parser still reads as scheme-relative (`\t//host/…`,
     // `/\\/host/…`) would reach another host or port: same origin, or refused.
-    let same_origin = url.scheme() == base.scheme()
-        && url.host() == base.host()
-        && url.port_or_known_default() == base.port_or_known_default();
+    let same_origin = crate::gate::same_origin(&url, base);
     let prefix = base.path().trim_end_matches('/');
     let path = url.path();
     let inside = path

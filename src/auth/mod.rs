@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::error::Error;
+use crate::gate;
 use crate::profile::ConfigError;
 use crate::profile::sections::{Auth, Timeouts};
 
@@ -224,32 +225,27 @@ impl Credentials {
 /// Another allowed host (a CDN, a file host) gets a call without them.
 #[derive(Debug)]
 pub(crate) struct Scope {
-    scheme: String,
-    host: String,
-    port: Option<u16>,
+    base: Url,
+    /// `auth.hosts`, normalized as the origin gate compares hosts.
     hosts: Vec<String>,
 }
 
 impl Scope {
     pub(crate) fn new(base_url: &Url, auth: Option<&Auth>) -> Scope {
+        let hosts = auth.map_or(&[][..], Auth::hosts);
         Scope {
-            scheme: base_url.scheme().to_owned(),
-            host: crate::gate::host_of(base_url).to_owned(),
-            port: base_url.port_or_known_default(),
-            hosts: auth.map_or_else(Vec::new, |auth| auth.hosts().to_vec()),
+            base: base_url.clone(),
+            hosts: hosts.iter().map(|h| gate::normalize(h)).collect(),
         }
     }
 
     /// Whether a request to `url` carries the credentials.
     pub(crate) fn covers(&self, url: &Url) -> bool {
-        let host = crate::gate::host_of(url);
-        let base = url.scheme() == self.scheme
-            && host.eq_ignore_ascii_case(&self.host)
-            && url.port_or_known_default() == self.port;
         // A listed host gets them over the base's scheme only: never over plain http when the
         // base is https.
-        base || url.scheme() == self.scheme
-            && self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+        gate::same_origin(url, &self.base)
+            || url.scheme() == self.base.scheme()
+                && self.hosts.iter().any(|h| h == gate::host_of(url))
     }
 }
 

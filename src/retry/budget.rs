@@ -74,18 +74,18 @@ impl RetryBudget {
 
     /// Records one call (its first attempt).
     pub(crate) fn deposit(&self) {
-        let percent = self.percent;
-        self.with_slots(|slots, tick| {
-            let slot = &mut slots[(tick % SLOTS as u64) as usize];
-            slot.deposited = slot.deposited.saturating_add(percent);
-        });
+        self.credit(self.percent);
     }
 
     /// Gives back the cost of one retry that succeeded.
     pub(crate) fn refund(&self) {
+        self.credit(ONE_RETRY);
+    }
+
+    fn credit(&self, amount: u64) {
         self.with_slots(|slots, tick| {
             let slot = &mut slots[(tick % SLOTS as u64) as usize];
-            slot.deposited = slot.deposited.saturating_add(ONE_RETRY);
+            slot.deposited = slot.deposited.saturating_add(amount);
         });
     }
 

@@ -95,7 +95,8 @@ impl StopReason {
     }
 }
 
-/// 429 and 503: the answers whose `Retry-After` asks every caller of the origin to wait.
+/// 429 and 503: the answers whose `Retry-After` asks the caller to wait (a 503 asks every call
+/// to the origin, a 429 its own call unless it is part of a pattern; see `ratelimit`).
 pub(crate) fn asks_to_slow_down(status: StatusCode) -> bool {
     matches!(status.as_u16(), 429 | 503)
 }
@@ -149,8 +150,8 @@ impl RetryPolicy {
         budget: &RetryBudget,
         unit: f64,
     ) -> Decision {
-        // A wait past the cap ends the call as rate limited whatever else holds: the origin is
-        // paused for `max_retry_after`, and returning the bare 429 would hide that.
+        // A wait past the cap ends the call as rate limited whatever else holds: returning the
+        // bare 429 or 503 would hide that the server asked for more than the profile allows.
         if let Outcome::Response {
             status,
             retry_after: Some(wait),
