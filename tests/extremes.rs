@@ -86,11 +86,7 @@ async fn a_token_that_never_expires_is_cached_not_a_panic() {
             let response = client.get("/x").send().await.expect("a call");
             assert_eq!(response.status(), 200);
         }
-        let fetched = server
-            .requests()
-            .iter()
-            .filter(|r| r.path() == "/oauth/token")
-            .count();
+        let fetched = server.hits_on("/oauth/token");
         assert_eq!(fetched, 1, "{body}");
     }
 }

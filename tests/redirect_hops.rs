@@ -84,11 +84,7 @@ async fn a_401_from_a_later_hop_keeps_the_token_and_is_not_resent() {
         .await
         .expect("the later hop's answer is returned");
     assert_eq!(response.status(), 401);
-    let charges = origin
-        .requests()
-        .iter()
-        .filter(|r| r.path() == "/charges")
-        .count();
+    let charges = origin.hits_on("/charges");
     assert_eq!(charges, 1, "the POST was resent after a later hop's 401");
     assert_eq!(target.hits(), 1);
     client.get("/other").send().await.expect("next call");

@@ -10,6 +10,22 @@ use outbound::Client;
 use support::{Reply, TestServer, client_for, oauth_client_for, token_server};
 use tokio::task::JoinSet;
 
+/// Starts a call to `/x`, isolates the client 100 ms later while that call still waits, and
+/// checks the call ended isolated.
+async fn isolate_while_a_call_waits(client: &Client) {
+    let waiting = tokio::spawn({
+        let client = client.clone();
+        async move { client.get("/x").send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.isolate();
+    let err = waiting
+        .await
+        .expect("no panic")
+        .expect_err("isolated while waiting");
+    assert!(err.is_isolated(), "{err}");
+}
+
 #[tokio::test]
 async fn a_call_waiting_for_its_slot_never_reaches_the_server_after_isolate() {
     let server = TestServer::always(Reply::ok("")).await;
@@ -18,17 +34,7 @@ async fn a_call_waiting_for_its_slot_never_reaches_the_server_after_isolate() {
         .build()
         .expect("client");
     client.get("/x").send().await.expect("the burst slot");
-    let waiting = tokio::spawn({
-        let client = client.clone();
-        async move { client.get("/x").send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    client.isolate();
-    let err = waiting
-        .await
-        .expect("no panic")
-        .expect_err("isolated while waiting");
-    assert!(err.is_isolated(), "{err}");
+    isolate_while_a_call_waits(&client).await;
     assert_eq!(server.hits(), 1);
 }
 
@@ -36,22 +42,8 @@ async fn a_call_waiting_for_its_slot_never_reaches_the_server_after_isolate() {
 async fn a_call_waiting_for_its_token_never_reaches_the_server_after_isolate() {
     let server = token_server(Duration::from_millis(400)).await;
     let client = oauth_client_for(&server).build().expect("client");
-    let waiting = tokio::spawn({
-        let client = client.clone();
-        async move { client.get("/x").send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    client.isolate();
-    let err = waiting
-        .await
-        .expect("no panic")
-        .expect_err("isolated while waiting");
-    assert!(err.is_isolated(), "{err}");
-    let api_calls = server
-        .requests()
-        .iter()
-        .filter(|r| r.path() == "/x")
-        .count();
+    isolate_while_a_call_waits(&client).await;
+    let api_calls = server.hits_on("/x");
     assert_eq!(api_calls, 0);
 }
 
@@ -137,11 +129,7 @@ async fn half_open_lets_exactly_its_probes_through_however_many_callers_race() {
             }
         }
         assert_eq!(passed, 2, "probes let through");
-        let probes = server
-            .requests()
-            .iter()
-            .filter(|r| r.path() == "/ok")
-            .count();
+        let probes = server.hits_on("/ok");
         assert_eq!(probes, 2);
     }
 }
@@ -185,14 +173,7 @@ async fn a_straggler_from_before_the_opening_does_not_close_the_breaker() {
     // Half-open with its one probe in flight: nothing else goes through.
     let err = client.get("/ok").send().await.expect_err("still half-open");
     assert!(err.is_circuit_open(), "{err}");
-    assert_eq!(
-        server
-            .requests()
-            .iter()
-            .filter(|r| r.path() == "/ok")
-            .count(),
-        0
-    );
+    assert_eq!(server.hits_on("/ok"), 0);
     probe.await.expect("no panic").expect("the probe's answer");
     client.get("/ok").send().await.expect("closed by the probe");
 }
@@ -221,11 +202,7 @@ async fn a_token_fetch_outlives_the_caller_that_started_it() {
         .await
         .expect("the cached token");
     assert_eq!(response.status(), 200);
-    let fetched = server
-        .requests()
-        .iter()
-        .filter(|r| r.path() == "/oauth/token")
-        .count();
+    let fetched = server.hits_on("/oauth/token");
     assert_eq!(fetched, 1);
 }
 
@@ -246,21 +223,7 @@ async fn a_call_isolated_while_waiting_for_its_slot_fetches_no_token() {
         .send()
         .await;
     assert!(first.is_err_and(|e| e.is_timeout()));
-    let waiting = tokio::spawn({
-        let client = client.clone();
-        async move { client.get("/x").send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    client.isolate();
-    let err = waiting
-        .await
-        .expect("no panic")
-        .expect_err("isolated while waiting");
-    assert!(err.is_isolated(), "{err}");
-    let token_requests = server
-        .requests()
-        .iter()
-        .filter(|r| r.path() == "/oauth/token")
-        .count();
+    isolate_while_a_call_waits(&client).await;
+    let token_requests = server.hits_on("/oauth/token");
     assert_eq!(token_requests, 1, "a token was requested after isolate()");
 }

@@ -231,6 +231,17 @@ impl TestServer {
         self.state.requests.lock().expect("lock").len()
     }
 
+    /// How many recorded requests went to `path` (query aside).
+    pub fn hits_on(&self, path: &str) -> usize {
+        self.state
+            .requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| r.path() == path)
+            .count()
+    }
+
     /// How many requests arrived, recorded or not.
     pub fn received(&self) -> usize {
         self.state.received.load(Ordering::Relaxed)
