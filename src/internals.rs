@@ -120,6 +120,8 @@ impl TokenCacheProbe {
             settings.auth.as_ref(),
             &http,
             &settings.timeouts,
+            #[cfg(feature = "fleet")]
+            None,
         )? {
             crate::auth::Credentials::OAuth(cache) => Ok(TokenCacheProbe { cache }),
             _ => Err(crate::Error::builder("not an OAuth profile")),
@@ -187,7 +189,12 @@ impl LimiterProbe {
             })
         });
         LimiterProbe {
-            limiter: crate::ratelimit::Limiter::new("https://probe.example".into(), quota),
+            limiter: crate::ratelimit::Limiter::new(
+                "https://probe.example".into(),
+                quota,
+                #[cfg(feature = "fleet")]
+                None,
+            ),
         }
     }
 

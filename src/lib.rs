@@ -55,6 +55,8 @@ mod breaker;
 mod builder;
 mod client;
 mod error;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod gate;
 #[doc(hidden)]
 pub mod internals;

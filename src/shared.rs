@@ -50,7 +50,21 @@ impl Shared {
         let Checked { base_url, quota } = checked;
         let s = &settings;
         let http = transport::build(&name, s)?;
-        let credentials = Credentials::resolve(&name, s.auth.as_ref(), &http, &s.timeouts)?;
+        #[cfg(feature = "fleet")]
+        let fleet = s
+            .fleet
+            .as_ref()
+            .map(|f| crate::fleet::Fleet::new(&name, f).map(Arc::new))
+            .transpose()
+            .map_err(crate::Error::config)?;
+        let credentials = Credentials::resolve(
+            &name,
+            s.auth.as_ref(),
+            &http,
+            &s.timeouts,
+            #[cfg(feature = "fleet")]
+            fleet.as_ref(),
+        )?;
         let mut query_params = s.redact.query_params.clone();
         query_params.extend(credentials.query_param().map(str::to_owned));
         let mut headers = s.redact.headers.clone();
@@ -72,7 +86,14 @@ impl Shared {
         });
         Ok(Shared {
             gate: OriginGate::new(s, &base_url),
-            origins: origins(&name, &base_url, s, quota),
+            origins: origins(
+                &name,
+                &base_url,
+                s,
+                quota,
+                #[cfg(feature = "fleet")]
+                fleet,
+            ),
             labels: Labels::new(&name, "none"),
             credential_scope: Scope::new(&base_url, s.auth.as_ref()),
             idempotency_header: s.retry.idempotency_header.clone(),
@@ -95,8 +116,11 @@ fn origins(
     base_url: &Url,
     s: &Settings,
     quota: Option<governor::Quota>,
+    #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
+    #[cfg(feature = "fleet")]
+    let (quota, link) = fleet_quota(s, quota, fleet);
     let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
     let profile = name.to_owned();
     PerOrigin::new(base_url, move |origin| Origin {
@@ -106,6 +130,46 @@ fn origins(
         breaker: breaker
             .as_ref()
             .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),
-        limiter: Limiter::new(origin.to_owned(), quota),
+        limiter: Limiter::new(
+            origin.to_owned(),
+            quota,
+            #[cfg(feature = "fleet")]
+            link(&profile, origin),
+        ),
     })
+}
+
+/// In fleet mode: the local quota becomes the fallback (`rate / replicas_hint`) when the quota is
+/// shared, and each origin gets its link to the fleet.
+#[cfg(feature = "fleet")]
+#[allow(clippy::type_complexity)]
+fn fleet_quota(
+    s: &Settings,
+    quota: Option<governor::Quota>,
+    fleet: Option<Arc<crate::fleet::Fleet>>,
+) -> (
+    Option<governor::Quota>,
+    impl Fn(&str, &str) -> Option<Arc<crate::fleet::OriginLink>> + Send + Sync + 'static,
+) {
+    let limit = s.rate_limit.clone();
+    let quota = match (&fleet, &limit) {
+        (Some(fleet), Some(limit)) if fleet.shares(crate::profile::fleet::Share::RateLimit) => {
+            let hint = f64::from(fleet.settings.replicas_hint);
+            let alone = crate::profile::sections::RateLimit {
+                requests_per_second: limit.requests_per_second / hint,
+                burst: limit
+                    .burst
+                    .map(|b| (b / fleet.settings.replicas_hint).max(1)),
+            };
+            // A rate validation accepted, divided, may fall below what can be paced: then the
+            // fleet's quota alone paces, and the fallback keeps the whole quota.
+            crate::ratelimit::quota(&alone).or(quota)
+        }
+        _ => quota,
+    };
+    let link = move |profile: &str, origin: &str| {
+        let fleet = fleet.as_ref()?;
+        crate::fleet::OriginLink::new(fleet, profile, origin, limit.as_ref()).map(Arc::new)
+    };
+    (quota, link)
 }

@@ -34,6 +34,9 @@ pub(crate) struct Token {
     refresh_at: Instant,
     expires_at: Instant,
     generation: u64,
+    /// Its sealed value in Redis, when the fleet shares it.
+    #[cfg(feature = "fleet")]
+    sealed: Option<Arc<[u8]>>,
 }
 
 impl fmt::Debug for Token {
@@ -65,6 +68,8 @@ pub(crate) struct TokenCache {
     current: RwLock<Option<Arc<Token>>>,
     flight: Arc<Mutex<Flight>>,
     generation: AtomicU64,
+    #[cfg(feature = "fleet")]
+    fleet: Option<Arc<crate::fleet::TokenLink>>,
 }
 
 impl fmt::Debug for TokenCache {
@@ -81,8 +86,13 @@ impl TokenCache {
         endpoint: TokenEndpoint,
         refresh_before_expiry: Duration,
         default_lifetime: Duration,
+        #[cfg(feature = "fleet")] fleet: Option<&Arc<crate::fleet::Fleet>>,
     ) -> TokenCache {
         TokenCache {
+            #[cfg(feature = "fleet")]
+            fleet: fleet
+                .and_then(|fleet| crate::fleet::TokenLink::new(fleet, &endpoint))
+                .map(Arc::new),
             endpoint,
             refresh_before_expiry,
             default_lifetime,
@@ -128,6 +138,10 @@ impl TokenCache {
             .as_ref()
             .is_some_and(|t| t.generation == stale.generation)
         {
+            #[cfg(feature = "fleet")]
+            if let (Some(link), Some(sealed)) = (&self.fleet, &stale.sealed) {
+                link.forget(sealed);
+            }
             *current = None;
         }
     }
@@ -194,19 +208,24 @@ impl TokenCache {
     async fn refresh(&self, flight: &mut Flight) -> Result<Arc<Token>, Error> {
         let refreshing = self.cached().is_some();
         let sent = Instant::now();
-        match self.endpoint.fetch().await {
-            Ok(issued) => {
-                let lifetime = issued.lifetime.unwrap_or(self.default_lifetime);
+        match self.obtain().await {
+            Ok(obtained) => {
+                let lifetime = obtained.lifetime;
                 let margin = self.refresh_before_expiry.min(lifetime / 2);
+                let remaining = obtained.remaining.min(lifetime);
                 let token = Arc::new(Token {
-                    secret: issued.access_token,
-                    refresh_at: transport::later(sent, lifetime - margin),
-                    expires_at: transport::later(sent, lifetime),
+                    secret: obtained.access_token,
+                    refresh_at: transport::later(sent, remaining.saturating_sub(margin)),
+                    expires_at: transport::later(sent, remaining),
                     generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                    #[cfg(feature = "fleet")]
+                    sealed: obtained.sealed,
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 flight.failure = None;
-                telemetry::token_fetched(&self.endpoint.shown_url(), lifetime, refreshing);
+                if obtained.fetched {
+                    telemetry::token_fetched(&self.endpoint.shown_url(), lifetime, refreshing);
+                }
                 Ok(token)
             }
             Err(failure) => {
@@ -226,5 +245,49 @@ impl TokenCache {
                 Err(err)
             }
         }
+    }
+}
+
+/// A token to cache: fetched here, or (in fleet mode) another replica's.
+struct Obtained {
+    access_token: secrecy::SecretString,
+    remaining: Duration,
+    lifetime: Duration,
+    /// Whether this replica asked the token endpoint for it.
+    fetched: bool,
+    #[cfg(feature = "fleet")]
+    sealed: Option<Arc<[u8]>>,
+}
+
+impl TokenCache {
+    /// A token from the endpoint, or, in fleet mode, from Redis or the one replica fetching.
+    async fn obtain(&self) -> Result<Obtained, TokenFailure> {
+        #[cfg(feature = "fleet")]
+        if let Some(link) = &self.fleet {
+            let margin = |lifetime: Duration| self.refresh_before_expiry.min(lifetime / 2);
+            let bound = self.endpoint.timeouts.attempt();
+            let token = link
+                .obtain(self.default_lifetime, margin, bound, || {
+                    self.endpoint.fetch()
+                })
+                .await?;
+            return Ok(Obtained {
+                fetched: token.source != "shared",
+                access_token: token.access_token,
+                remaining: token.remaining,
+                lifetime: token.lifetime,
+                sealed: token.sealed,
+            });
+        }
+        let issued = self.endpoint.fetch().await?;
+        let lifetime = issued.lifetime.unwrap_or(self.default_lifetime);
+        Ok(Obtained {
+            access_token: issued.access_token,
+            remaining: lifetime,
+            lifetime,
+            fetched: true,
+            #[cfg(feature = "fleet")]
+            sealed: None,
+        })
     }
 }

@@ -3,7 +3,7 @@
 //! `Debug` of it, ours or a dependency's, shows the value.
 
 mod cache;
-mod token_endpoint;
+pub(crate) mod token_endpoint;
 
 use std::fmt;
 use std::sync::Arc;
@@ -67,6 +67,7 @@ impl Credentials {
         auth: Option<&Auth>,
         http: &reqwest::Client,
         timeouts: &Timeouts,
+        #[cfg(feature = "fleet")] fleet: Option<&Arc<crate::fleet::Fleet>>,
     ) -> Result<Credentials, Error> {
         let config =
             |key: &str, problem: String| Error::config(ConfigError::new(profile, key, problem));
@@ -101,6 +102,8 @@ impl Credentials {
                     endpoint,
                     *refresh_before_expiry,
                     *default_token_lifetime,
+                    #[cfg(feature = "fleet")]
+                    fleet,
                 )))
             }
             Some(Auth::ApiKey {

@@ -4,6 +4,8 @@
 //! credential settings are in `retry.rs` and `auth.rs`.
 
 mod auth;
+#[cfg(feature = "fleet")]
+mod fleet;
 mod retry;
 mod shedding;
 

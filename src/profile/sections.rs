@@ -337,6 +337,8 @@ pub(crate) struct Settings {
     pub(crate) redact: Redact,
     #[serde(default)]
     pub(crate) log: Log,
+    #[serde(default)]
+    pub(crate) fleet: Option<super::fleet::Fleet>,
 }
 
 pub(crate) const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
@@ -361,6 +363,7 @@ impl Default for Settings {
             tls: Tls::default(),
             redact: Redact::default(),
             log: Log::default(),
+            fleet: None,
         }
     }
 }

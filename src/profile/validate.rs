@@ -201,6 +201,10 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
         }
     }
 
+    if let Some(fleet) = &s.fleet {
+        super::fleet::validate(profile, fleet)?;
+    }
+
     if let Some(auth) = &s.auth {
         validate_auth(profile, auth, s.allow_insecure_http)?;
         let base_host = base_url.host_str().unwrap_or_default();

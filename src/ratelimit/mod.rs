@@ -41,6 +41,10 @@ pub(crate) struct Limiter {
     blocked_until: Mutex<Option<Instant>>,
     /// Recent answers, to tell a pattern of 429s from isolated ones.
     recent: Mutex<Recent>,
+    /// Fleet mode: the quota and pause shared with the other replicas. `quota` above is then
+    /// the fallback for while Redis is unreachable.
+    #[cfg(feature = "fleet")]
+    fleet: Option<Arc<crate::fleet::OriginLink>>,
 }
 
 impl fmt::Debug for Limiter {
@@ -63,12 +67,18 @@ pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
 }
 
 impl Limiter {
-    pub(crate) fn new(origin: String, quota: Option<Quota>) -> Limiter {
+    pub(crate) fn new(
+        origin: String,
+        quota: Option<Quota>,
+        #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::OriginLink>>,
+    ) -> Limiter {
         Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             blocked_until: Mutex::new(None),
             recent: Mutex::new(Recent::new(Instant::now())),
+            #[cfg(feature = "fleet")]
+            fleet,
         }
     }
 
@@ -100,6 +110,37 @@ impl Limiter {
                 telemetry::rate_limit_wait(&self.origin, "pause", wait);
                 tokio::time::sleep_until(until).await;
                 continue;
+            }
+            #[cfg(feature = "fleet")]
+            if let Some(link) = &self.fleet {
+                use crate::fleet::Admit;
+                match link.admit(deadline).await {
+                    Admit::Local => {}
+                    Admit::Granted if link.shares_quota() => return Ok(()),
+                    // Only the pause is shared: the local quota still paces.
+                    Admit::Granted => {}
+                    Admit::Paused(wait) => {
+                        if self.pause(Instant::now(), wait) {
+                            crate::telemetry::fleet::shared_pause(&self.origin, wait);
+                        }
+                        continue;
+                    }
+                    Admit::Wait(wait) => {
+                        if crate::transport::later(Instant::now(), wait) >= deadline {
+                            return Err(self.refusal(
+                                format!(
+                                    "the fleet's next slot of rate_limit.requests_per_second \
+                                     for {} is too late",
+                                    self.origin
+                                ),
+                                wait,
+                            ));
+                        }
+                        telemetry::rate_limit_wait(&self.origin, "quota", wait);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
             }
             let Some(quota) = &self.quota else {
                 return Ok(());
@@ -160,6 +201,18 @@ impl Limiter {
         if wait.is_zero() {
             return;
         }
+        if self.pause(now, wait) {
+            telemetry::paused(&self.origin, status, wait, reason.as_str());
+        }
+        #[cfg(feature = "fleet")]
+        if let Some(link) = &self.fleet {
+            link.publish_pause(wait);
+        }
+    }
+
+    /// Pauses the origin until `now + wait` unless it is already paused longer; whether the
+    /// pause grew.
+    fn pause(&self, now: Instant, wait: Duration) -> bool {
         let until = crate::transport::later(now, wait);
         let mut blocked = self
             .blocked_until
@@ -167,7 +220,8 @@ impl Limiter {
             .unwrap_or_else(PoisonError::into_inner);
         if blocked.is_none_or(|current| current < until) {
             *blocked = Some(until);
-            telemetry::paused(&self.origin, status, wait, reason.as_str());
+            return true;
         }
+        false
     }
 }

@@ -26,6 +26,8 @@ use crate::error::Error;
 use crate::redact::Redactor;
 use crate::retry::{Attempt, Outcome, StopReason};
 
+#[cfg(feature = "fleet")]
+pub(crate) mod fleet;
 mod labels;
 
 use labels::method_label;

@@ -1,0 +1,293 @@
+//! Fleet mode (feature `fleet`): the replicas of one service share one quota, one
+//! server-requested pause and one OAuth token per integration through Redis.
+//!
+//! [`Fleet`] is the link to Redis of one client: one connection manager, every command bounded
+//! by `fleet.command_timeout` and by the call's deadline. Redis is an optimization, never a
+//! dependency of a call: the first failed command switches the replica to local state (pacing
+//! at `rate / replicas_hint`, its own token) with one warning, and from then on no call waits
+//! for Redis; a background probe (1 s, doubling to 30 s) switches back when it answers.
+//!
+//! - [`quota`]: GCRA leases and the shared pause, per origin;
+//! - [`token`]: the shared, encrypted access token;
+//! - [`seal`]: its encryption.
+
+mod quota;
+mod seal;
+mod token;
+
+pub(crate) use quota::{Admit, OriginLink};
+pub(crate) use token::TokenLink;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use crate::profile::ConfigError;
+use crate::profile::fleet::{Fleet as Settings, Share};
+use crate::telemetry::fleet as telemetry;
+
+const PROBE_MIN: Duration = Duration::from_secs(1);
+const PROBE_MAX: Duration = Duration::from_secs(30);
+
+/// The Redis link of one client, shared by its clones and by every origin's state.
+pub(crate) struct Fleet {
+    profile: Arc<str>,
+    pub(crate) settings: Settings,
+    client: redis::Client,
+    connection: Mutex<Option<ConnectionManager>>,
+    connecting: tokio::sync::Mutex<()>,
+    /// True while Redis answers: read on every call without a lock.
+    shared: AtomicBool,
+    local: Mutex<Local>,
+}
+
+/// The fallback state: since when, and when to probe Redis again.
+struct Local {
+    since: Instant,
+    probe_at: Instant,
+    backoff: Duration,
+    probing: bool,
+}
+
+impl fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may hold a password.
+        f.debug_struct("Fleet")
+            .field("key_prefix", &self.settings.key_prefix)
+            .field("shared", &self.is_shared())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// Reads the Redis URL and prepares the link; nothing connects until the first call.
+    pub(crate) fn new(profile: &str, settings: &Settings) -> Result<Fleet, ConfigError> {
+        let err = |problem: String| ConfigError::new(profile, "fleet.redis_url", problem);
+        let url = settings.redis_url.resolve().map_err(err)?;
+        let scheme = url.expose_secret().split_once("://").map(|(s, _)| s);
+        if !matches!(scheme, Some("redis" | "rediss")) {
+            return Err(err("must be a redis:// or rediss:// URL".into()));
+        }
+        // The driver's message may quote the URL: say what is wrong without it.
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|_| err("is not a valid Redis URL".into()))?;
+        let now = Instant::now();
+        telemetry::sharing(profile);
+        Ok(Fleet {
+            profile: profile.into(),
+            settings: settings.clone(),
+            client,
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            shared: AtomicBool::new(true),
+            local: Mutex::new(Local {
+                since: now,
+                probe_at: now,
+                backoff: PROBE_MIN,
+                probing: false,
+            }),
+        })
+    }
+
+    pub(crate) fn shares(&self, what: Share) -> bool {
+        self.settings.shares(what)
+    }
+
+    pub(crate) fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// Whether the replica shares through Redis now (false while it falls back).
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Acquire)
+    }
+
+    /// Runs one Redis operation within `command_timeout` and before `deadline`. `None` when
+    /// the replica is in local mode or the operation failed (which switches it to local mode);
+    /// the caller then does without Redis.
+    pub(crate) async fn run<T, F, Fut>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        deadline: Instant,
+        command: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        if !self.is_shared() {
+            self.probe_when_due();
+            return None;
+        }
+        let started = Instant::now();
+        let timeout = self.settings.command_timeout;
+        let full = crate::transport::later(started, timeout);
+        let until = deadline.min(full);
+        let outcome = tokio::time::timeout_at(until, async {
+            let connection = self.connection().await?;
+            command(connection).await
+        })
+        .await;
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(Ok(value)) => {
+                telemetry::command(&self.profile, operation, elapsed);
+                Some(value)
+            }
+            Ok(Err(e)) => {
+                self.failed(operation, category(&e));
+                None
+            }
+            // Cut short by the call's own deadline, it is not Redis's fault.
+            Err(_) if full <= deadline => {
+                self.failed(operation, "timeout");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The connection manager, connecting once (callers queue behind the first).
+    async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let _turn = self.connecting.lock().await;
+        if let Some(c) = self.cached() {
+            return Ok(c);
+        }
+        let timeout = self.settings.command_timeout;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(manager.clone());
+        Ok(manager)
+    }
+
+    fn cached(&self) -> Option<ConnectionManager> {
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A command failed: count it, and switch to local mode (warning once per switch).
+    fn failed(&self, operation: &'static str, error: &'static str) {
+        telemetry::command_failed(&self.profile, operation, error);
+        if self.shared.swap(false, Ordering::AcqRel) {
+            let now = Instant::now();
+            let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+            *local = Local {
+                since: now,
+                probe_at: crate::transport::later(now, PROBE_MIN),
+                backoff: PROBE_MIN,
+                probing: false,
+            };
+            telemetry::fell_back(&self.profile, operation, error, PROBE_MIN);
+        }
+    }
+
+    /// In local mode: starts one background probe of Redis once its backoff has passed. The
+    /// caller never waits for it.
+    pub(super) fn probe_when_due(self: &Arc<Self>) {
+        let now = Instant::now();
+        {
+            let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+            if local.probing || now < local.probe_at {
+                return;
+            }
+            local.probing = true;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.local
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .probing = false;
+            return;
+        };
+        let fleet = self.clone();
+        runtime.spawn(async move {
+            // Whatever ends this task (an answer, a failure, a runtime shutting down), the
+            // next probe is scheduled.
+            let mut probe = Probe {
+                fleet: &fleet,
+                answered: false,
+            };
+            let timeout = fleet.settings.command_timeout;
+            let answer = tokio::time::timeout(timeout, async {
+                let mut connection = fleet.connection().await?;
+                redis::cmd("PING").query_async::<()>(&mut connection).await
+            })
+            .await;
+            match answer {
+                Ok(Ok(())) => probe.answered = true,
+                Ok(Err(e)) => telemetry::command_failed(&fleet.profile, "probe", category(&e)),
+                Err(_) => telemetry::command_failed(&fleet.profile, "probe", "timeout"),
+            }
+        });
+    }
+
+    /// The prefix of every key this client writes.
+    pub(crate) fn key(&self, tag: &str, suffix: &str) -> String {
+        // The braces are a hash tag: every key of one tag lives in one cluster slot, so one
+        // script can touch them all.
+        format!("{}:{{{tag}}}:{suffix}", self.settings.key_prefix)
+    }
+}
+
+/// Ends a probe: back to shared mode, or the next probe after a doubled backoff.
+struct Probe<'a> {
+    fleet: &'a Fleet,
+    answered: bool,
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        let now = Instant::now();
+        let mut local = self
+            .fleet
+            .local
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        local.probing = false;
+        if self.answered {
+            local.backoff = PROBE_MIN;
+            self.fleet.shared.store(true, Ordering::Release);
+            telemetry::recovered(&self.fleet.profile, now - local.since);
+        } else {
+            local.backoff = (local.backoff * 2).min(PROBE_MAX);
+            local.probe_at = crate::transport::later(now, local.backoff);
+        }
+    }
+}
+
+/// A Redis error's category for logs and metrics: the driver's message may quote a key or the
+/// URL, so it is never shown.
+fn category(e: &redis::RedisError) -> &'static str {
+    if e.is_timeout() {
+        "timeout"
+    } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        "io"
+    } else if matches!(
+        e.kind(),
+        redis::ErrorKind::AuthenticationFailed
+            | redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm)
+    ) {
+        "refused"
+    } else {
+        "other"
+    }
+}

@@ -1,0 +1,291 @@
+//! The fleet's shared access token: one per (token URL, client id, scopes, audience).
+//!
+//! A replica that needs a token reads Redis first; on a miss it takes a `SET NX PX` lock and
+//! fetches, while the others poll for its result until the lock's holder is done or their own
+//! bound passes (then they fetch themselves: the lock is for efficiency, never a reason to
+//! fail). The value is sealed ([`super::seal`]); one that does not open is a miss. A 401 drops
+//! the shared token only if it is still the one refused, compared in Lua.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::Fleet;
+use super::seal::Seal;
+use crate::auth::TokenEndpoint;
+use crate::auth::token_endpoint::{Issued, TokenFailure};
+use crate::profile::fleet::Share;
+use crate::telemetry::fleet as telemetry;
+use crate::transport::later;
+
+/// How often a replica waiting for another's fetch looks for its result.
+const POLL_EVERY: Duration = Duration::from_millis(25);
+/// The longest lifetime Redis is asked to keep (about 31 years).
+const MAX_TTL_MS: u64 = 1_000_000_000_000;
+
+/// KEYS: the token. Returns {value, ms left} or nil.
+const READ: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('PTTL', KEYS[1])}
+";
+
+/// KEYS: a key. ARGV: the value it must still hold. Deletes it only then.
+const DELETE_IF: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// A token in use, and where it came from.
+pub(crate) struct Obtained {
+    pub(crate) access_token: SecretString,
+    /// How long it stays valid from now.
+    pub(crate) remaining: Duration,
+    /// Its whole lifetime, for the refresh margin.
+    pub(crate) lifetime: Duration,
+    /// The sealed value in Redis, to drop it after a 401 only if it is still this one.
+    pub(crate) sealed: Option<Arc<[u8]>>,
+    /// `shared`, `token_endpoint` or `local`.
+    pub(crate) source: &'static str,
+}
+
+/// The shared token of one client.
+pub(crate) struct TokenLink {
+    fleet: Arc<Fleet>,
+    value_key: String,
+    lock_key: String,
+    seal: Seal,
+    read: Script,
+    delete_if: Script,
+}
+
+impl TokenLink {
+    /// The link for `endpoint`'s token, or `None` when the fleet does not share tokens.
+    pub(crate) fn new(fleet: &Arc<Fleet>, endpoint: &TokenEndpoint) -> Option<TokenLink> {
+        if !fleet.shares(Share::Token) {
+            return None;
+        }
+        let tag = format!("token|{}", identity(endpoint));
+        let value_key = fleet.key(&tag, "value");
+        Some(TokenLink {
+            seal: Seal::new(&endpoint.client_secret, &value_key),
+            lock_key: fleet.key(&tag, "lock"),
+            value_key,
+            fleet: fleet.clone(),
+            read: Script::new(READ),
+            delete_if: Script::new(DELETE_IF),
+        })
+    }
+
+    /// A token from Redis if one there is valid past `margin(lifetime)`, else fetched by one
+    /// replica of the fleet. `bound` is how long one fetch may take: the lock's lifetime and
+    /// the longest this replica waits for another's fetch.
+    pub(crate) async fn obtain<F, Fut>(
+        &self,
+        default_lifetime: Duration,
+        margin: impl Fn(Duration) -> Duration,
+        bound: Duration,
+        fetch: F,
+    ) -> Result<Obtained, TokenFailure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Issued, TokenFailure>>,
+    {
+        let deadline = later(Instant::now(), bound);
+        let owner = uuid::Uuid::new_v4().to_string();
+        loop {
+            match self.read(deadline).await {
+                None => return self.fetch_alone(default_lifetime, fetch).await,
+                Some(Some(found)) if found.remaining > margin(found.lifetime) => {
+                    telemetry::token_source(self.fleet.profile(), found.source);
+                    return Ok(found);
+                }
+                Some(_) => {}
+            }
+            let lock_ms = u64::try_from(bound.as_millis())
+                .unwrap_or(MAX_TTL_MS)
+                .clamp(1, MAX_TTL_MS);
+            let (key, value) = (self.lock_key.clone(), owner.clone());
+            let locked = self
+                .fleet
+                .run("token_lock", deadline, |mut c| async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(value)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(lock_ms)
+                        .query_async::<Option<String>>(&mut c)
+                        .await
+                })
+                .await;
+            match locked {
+                None => return self.fetch_alone(default_lifetime, fetch).await,
+                Some(Some(_)) => {
+                    return self.fetch_for_fleet(default_lifetime, &owner, fetch).await;
+                }
+                Some(None) if Instant::now() >= deadline => {
+                    return self.fetch_alone(default_lifetime, fetch).await;
+                }
+                Some(None) => tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())).await,
+            }
+        }
+    }
+
+    /// Holding the lock: fetch, store sealed, release.
+    async fn fetch_for_fleet<F, Fut>(
+        &self,
+        default_lifetime: Duration,
+        owner: &str,
+        fetch: F,
+    ) -> Result<Obtained, TokenFailure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Issued, TokenFailure>>,
+    {
+        let issued = fetch().await;
+        let mut obtained = issued.map(|i| obtained(i, default_lifetime, "token_endpoint"));
+        if let Ok(token) = &mut obtained {
+            token.sealed = self.store(token).await;
+        }
+        let deadline = later(Instant::now(), self.fleet.settings.command_timeout);
+        let mut release = self.delete_if.key(&self.lock_key);
+        release.arg(owner);
+        self.fleet
+            .run("token_unlock", deadline, |mut c| async move {
+                release.invoke_async::<i64>(&mut c).await
+            })
+            .await;
+        if let Ok(token) = &obtained {
+            telemetry::token_source(self.fleet.profile(), token.source);
+        }
+        obtained
+    }
+
+    /// Without Redis (down, or the lock holder too slow): this replica fetches for itself.
+    async fn fetch_alone<F, Fut>(
+        &self,
+        default_lifetime: Duration,
+        fetch: F,
+    ) -> Result<Obtained, TokenFailure>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Issued, TokenFailure>>,
+    {
+        let token = obtained(fetch().await?, default_lifetime, "local");
+        telemetry::token_source(self.fleet.profile(), token.source);
+        Ok(token)
+    }
+
+    /// The token in Redis: `None` if Redis did not answer, `Some(None)` on a miss (absent,
+    /// expired, or sealed under another secret).
+    async fn read(&self, deadline: Instant) -> Option<Option<Obtained>> {
+        let invocation = self.read.key(&self.value_key);
+        let found = self
+            .fleet
+            .run("token_read", deadline, |mut c| async move {
+                invocation
+                    .invoke_async::<Option<(Vec<u8>, i64)>>(&mut c)
+                    .await
+            })
+            .await?;
+        let Some((sealed, left_ms)) = found else {
+            return Some(None);
+        };
+        let remaining = Duration::from_millis(u64::try_from(left_ms).ok().filter(|ms| *ms > 0)?);
+        let plain = self.seal.open(&sealed);
+        Some(plain.as_deref().and_then(|plain| {
+            let (lifetime, token) = plain.split_first_chunk::<8>()?;
+            let token = std::str::from_utf8(token).ok()?;
+            Some(Obtained {
+                access_token: SecretString::from(token),
+                remaining,
+                lifetime: Duration::from_millis(u64::from_be_bytes(*lifetime)),
+                sealed: Some(sealed.into()),
+                source: "shared",
+            })
+        }))
+    }
+
+    /// Stores `token` sealed for the rest of its lifetime; the sealed value, if stored.
+    async fn store(&self, token: &Obtained) -> Option<Arc<[u8]>> {
+        let ms = u64::try_from(token.lifetime.as_millis())
+            .unwrap_or(MAX_TTL_MS)
+            .clamp(1, MAX_TTL_MS);
+        let mut plain = secrecy::zeroize::Zeroizing::new(ms.to_be_bytes().to_vec());
+        plain.extend_from_slice(token.access_token.expose_secret().as_bytes());
+        let sealed: Arc<[u8]> = self.seal.seal(&plain)?.into();
+        let (key, value) = (self.value_key.clone(), sealed.clone());
+        let deadline = later(Instant::now(), self.fleet.settings.command_timeout);
+        self.fleet
+            .run("token_store", deadline, |mut c| async move {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(&*value)
+                    .arg("PX")
+                    .arg(ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await?;
+        Some(sealed)
+    }
+
+    /// After a 401: drops the shared token if it is still `sealed`. In the background.
+    pub(crate) fn forget(self: &Arc<Self>, sealed: &Arc<[u8]>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (link, sealed) = (self.clone(), sealed.clone());
+        runtime.spawn(async move {
+            let deadline = later(Instant::now(), link.fleet.settings.command_timeout);
+            let mut invocation = link.delete_if.key(&link.value_key);
+            invocation.arg(&*sealed);
+            link.fleet
+                .run("token_forget", deadline, |mut c| async move {
+                    invocation.invoke_async::<i64>(&mut c).await
+                })
+                .await;
+        });
+    }
+}
+
+fn obtained(issued: Issued, default_lifetime: Duration, source: &'static str) -> Obtained {
+    let lifetime = issued.lifetime.unwrap_or(default_lifetime);
+    Obtained {
+        access_token: issued.access_token,
+        remaining: lifetime,
+        lifetime,
+        sealed: None,
+        source,
+    }
+}
+
+/// A digest of what makes two clients' tokens interchangeable: the key names no client id.
+fn identity(endpoint: &TokenEndpoint) -> String {
+    let mut scopes = endpoint.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    let mut hash = Sha256::new();
+    hash.update((scopes.len() as u64).to_be_bytes());
+    for part in [endpoint.url.as_str(), &endpoint.client_id]
+        .into_iter()
+        .chain(scopes.iter().map(String::as_str))
+        .chain([endpoint.audience.as_deref().unwrap_or("")])
+    {
+        // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
