@@ -189,12 +189,7 @@ impl LimiterProbe {
             })
         });
         LimiterProbe {
-            limiter: crate::ratelimit::Limiter::new(
-                "https://probe.example".into(),
-                quota,
-                #[cfg(feature = "fleet")]
-                None,
-            ),
+            limiter: crate::ratelimit::Limiter::new("https://probe.example".into(), quota),
         }
     }
 

@@ -130,12 +130,12 @@ fn origins(
         breaker: breaker
             .as_ref()
             .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),
-        limiter: Limiter::new(
-            origin.to_owned(),
-            quota,
+        limiter: {
+            let limiter = Limiter::new(origin.to_owned(), quota);
             #[cfg(feature = "fleet")]
-            link(&profile, origin),
-        ),
+            let limiter = limiter.with_fleet(link(&profile, origin));
+            limiter
+        },
     })
 }
 

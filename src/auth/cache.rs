@@ -69,7 +69,10 @@ pub(crate) struct TokenCache {
     flight: Arc<Mutex<Flight>>,
     generation: AtomicU64,
     #[cfg(feature = "fleet")]
-    fleet: Option<Arc<crate::fleet::TokenLink>>,
+    fleet: Option<crate::fleet::TokenLink>,
+    /// The sealed shared token the API last refused.
+    #[cfg(feature = "fleet")]
+    refused: std::sync::Mutex<Option<Arc<[u8]>>>,
 }
 
 impl fmt::Debug for TokenCache {
@@ -90,9 +93,9 @@ impl TokenCache {
     ) -> TokenCache {
         TokenCache {
             #[cfg(feature = "fleet")]
-            fleet: fleet
-                .and_then(|fleet| crate::fleet::TokenLink::new(fleet, &endpoint))
-                .map(Arc::new),
+            fleet: fleet.and_then(|fleet| crate::fleet::TokenLink::new(fleet, &endpoint)),
+            #[cfg(feature = "fleet")]
+            refused: std::sync::Mutex::new(None),
             endpoint,
             refresh_before_expiry,
             default_lifetime,
@@ -139,8 +142,9 @@ impl TokenCache {
             .is_some_and(|t| t.generation == stale.generation)
         {
             #[cfg(feature = "fleet")]
-            if let (Some(link), Some(sealed)) = (&self.fleet, &stale.sealed) {
-                link.forget(sealed);
+            if let Some(sealed) = &stale.sealed {
+                // The next fetch drops it from Redis too, if no replica replaced it yet.
+                *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(sealed.clone());
             }
             *current = None;
         }
@@ -266,11 +270,21 @@ impl TokenCache {
         if let Some(link) = &self.fleet {
             let margin = |lifetime: Duration| self.refresh_before_expiry.min(lifetime / 2);
             let bound = self.endpoint.timeouts.attempt();
+            let refused = self
+                .refused
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
             let token = link
-                .obtain(self.default_lifetime, margin, bound, || {
-                    self.endpoint.fetch()
-                })
+                .obtain(
+                    refused.as_deref(),
+                    self.default_lifetime,
+                    margin,
+                    bound,
+                    || self.endpoint.fetch(),
+                )
                 .await?;
+            *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = None;
             return Ok(Obtained {
                 fetched: token.source != "shared",
                 access_token: token.access_token,

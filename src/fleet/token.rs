@@ -86,9 +86,11 @@ impl TokenLink {
 
     /// A token from Redis if one there is valid past `margin(lifetime)`, else fetched by one
     /// replica of the fleet. `bound` is how long one fetch may take: the lock's lifetime and
-    /// the longest this replica waits for another's fetch.
+    /// the longest this replica waits for another's fetch. `refused` is the sealed token the
+    /// API just answered 401 to: dropped from Redis if still there, never taken again.
     pub(crate) async fn obtain<F, Fut>(
         &self,
+        refused: Option<&[u8]>,
         default_lifetime: Duration,
         margin: impl Fn(Duration) -> Duration,
         bound: Duration,
@@ -103,6 +105,10 @@ impl TokenLink {
         loop {
             match self.read(deadline).await {
                 None => return self.fetch_alone(default_lifetime, fetch).await,
+                Some(Some(found)) if refused.is_some() && found.sealed.as_deref() == refused => {
+                    // Compared in Lua: a token another replica stored meanwhile stays.
+                    self.forget(refused.unwrap_or_default(), deadline).await;
+                }
                 Some(Some(found)) if found.remaining > margin(found.lifetime) => {
                     telemetry::token_source(self.fleet.profile(), found.source);
                     return Ok(found);
@@ -238,22 +244,15 @@ impl TokenLink {
         Some(sealed)
     }
 
-    /// After a 401: drops the shared token if it is still `sealed`. In the background.
-    pub(crate) fn forget(self: &Arc<Self>, sealed: &Arc<[u8]>) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let (link, sealed) = (self.clone(), sealed.clone());
-        runtime.spawn(async move {
-            let deadline = later(Instant::now(), link.fleet.settings.command_timeout);
-            let mut invocation = link.delete_if.key(&link.value_key);
-            invocation.arg(&*sealed);
-            link.fleet
-                .run("token_forget", deadline, |mut c| async move {
-                    invocation.invoke_async::<i64>(&mut c).await
-                })
-                .await;
-        });
+    /// After a 401: drops the shared token if it is still `sealed`.
+    async fn forget(&self, sealed: &[u8], deadline: Instant) {
+        let mut invocation = self.delete_if.key(&self.value_key);
+        invocation.arg(sealed);
+        self.fleet
+            .run("token_forget", deadline, |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await;
     }
 }
 

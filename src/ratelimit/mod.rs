@@ -67,19 +67,22 @@ pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
 }
 
 impl Limiter {
-    pub(crate) fn new(
-        origin: String,
-        quota: Option<Quota>,
-        #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::OriginLink>>,
-    ) -> Limiter {
+    pub(crate) fn new(origin: String, quota: Option<Quota>) -> Limiter {
         Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             blocked_until: Mutex::new(None),
             recent: Mutex::new(Recent::new(Instant::now())),
             #[cfg(feature = "fleet")]
-            fleet,
+            fleet: None,
         }
+    }
+
+    /// Fleet mode: shares this origin's quota and pauses through `link`.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn with_fleet(mut self, link: Option<Arc<crate::fleet::OriginLink>>) -> Limiter {
+        self.fleet = link;
+        self
     }
 
     /// Waits for this origin's next slot, or fails at once if it comes after `deadline`.

@@ -3,6 +3,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod metrics;
+#[cfg(feature = "fleet")]
+pub mod redis;
 pub mod server;
 pub mod tls;
 pub mod trace;
