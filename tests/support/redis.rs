@@ -69,10 +69,6 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }
@@ -97,6 +93,32 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
+    }
+
+    /// Starts the server again after [`kill`](Self::kill).
+    pub fn revive(&mut self) {
+        self.spawn();
+    }
+
+    /// Forgets every key.
+    pub fn flush(&self) {
+        let _: () = redis::cmd("FLUSHALL")
+            .query(&mut self.connection())
+            .expect("FLUSHALL");
+    }
+
+    /// Connected clients, not counting the connection that asks.
+    pub fn clients(&self) -> usize {
+        let Ok(mut c) = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+        else {
+            return 0;
+        };
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut c)
+            .unwrap_or_default();
+        list.lines().count().saturating_sub(1)
     }
 
     /// SIGSTOP: connections stay open and nothing answers.
