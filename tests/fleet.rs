@@ -298,6 +298,225 @@ async fn a_token_sealed_under_another_secret_is_a_miss() {
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_held_by_a_dead_replica_delays_a_token_by_at_most_one_attempt_timeout() {
+    let redis = RedisServer::start();
+    let (server, issued) = token_partner(Duration::ZERO, Default::default()).await;
+    let client = oauth_replica(&server, &redis)
+        .attempt_timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    // Warm the connection, then plant a lock as a replica that died mid-fetch leaves it.
+    client.get("/api").send().await.expect("first");
+    let mut c = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:value")
+        .query(&mut c)
+        .expect("keys");
+    let lock = keys[0].replace(":value", ":lock");
+    let _: () = redis::cmd("DEL").arg(&keys[0]).query(&mut c).expect("del");
+    let _: () = redis::cmd("SET")
+        .arg(&lock)
+        .arg("dead-replica")
+        .arg("PX")
+        .arg(60_000)
+        .query(&mut c)
+        .expect("set");
+
+    let fresh = oauth_replica(&server, &redis)
+        .attempt_timeout(Duration::from_secs(1))
+        .build()
+        .expect("fresh");
+    let started = Instant::now();
+    fresh
+        .get("/api")
+        .send()
+        .await
+        .expect("the lock is never a reason to fail");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "it waited for the holder: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(5),
+        "then fetched itself: {waited:?}"
+    );
+    assert_eq!(issued.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_token_without_an_expiry_is_replaced() {
+    let redis = RedisServer::start();
+    let (server, issued) = token_partner(Duration::ZERO, Default::default()).await;
+    oauth_replica(&server, &redis)
+        .build()
+        .expect("a")
+        .get("/api")
+        .send()
+        .await
+        .expect("a");
+    let mut c = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:value")
+        .query(&mut c)
+        .expect("keys");
+    let _: () = redis::cmd("PERSIST")
+        .arg(&keys[0])
+        .query(&mut c)
+        .expect("persist");
+
+    oauth_replica(&server, &redis)
+        .build()
+        .expect("b")
+        .get("/api")
+        .send()
+        .await
+        .expect("b");
+    assert_eq!(
+        issued.load(Ordering::SeqCst),
+        2,
+        "an immortal token is not trusted"
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query(&mut c)
+        .expect("pttl");
+    assert!(ttl > 0, "stored again with an expiry: {ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_state_far_ahead_of_the_clock_refuses_no_call() {
+    let redis = RedisServer::start();
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = replica(&server, &redis)
+        .rate_limit(100.0, Some(5))
+        .fleet_lease(1)
+        .build()
+        .expect("client");
+    client.get("/").send().await.expect("first");
+    // As after a failover to a node whose clock is a day behind.
+    let mut c = redis.connection();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*:quota")
+        .query(&mut c)
+        .expect("keys");
+    let tat: f64 = redis::cmd("GET")
+        .arg(&keys[0])
+        .query::<String>(&mut c)
+        .expect("get")
+        .parse()
+        .expect("number");
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg(format!("{}", tat + 86_400e6))
+        .query(&mut c)
+        .expect("set");
+    for _ in 0..5 {
+        client
+            .get("/")
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .expect("paced, not refused");
+    }
+}
+
+#[test]
+fn a_redis_user_limited_to_the_key_prefix_is_enough() {
+    let redis = RedisServer::start();
+    let mut c = redis.connection();
+    // The ACL of the README's "Fleet mode" section.
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "outbound",
+            "on",
+            ">s3cret",
+            "resetkeys",
+            "~outbound:*",
+            "resetchannels",
+        ])
+        .arg(&[
+            "-@all",
+            "+ping",
+            "+hello",
+            "+get",
+            "+set",
+            "+pttl",
+            "+del",
+        ])
+        .arg(&["+pexpire", "+time", "+eval", "+evalsha", "+script|load"])
+        .query(&mut c)
+        .expect("ACL SETUSER");
+    let url = redis.url().replace("redis://", "redis://outbound:s3cret@");
+    let recorded = Recorded::default();
+    with_metrics(&recorded, || async {
+        let server = support::token_server(Duration::ZERO).await;
+        let client = support::oauth_client_for(&server)
+            .rate_limit(100.0, None)
+            .fleet(SecretString::from(url))
+            .fleet_command_timeout(Duration::from_millis(200))
+            .build()
+            .expect("client");
+        for _ in 0..5 {
+            client.get("/").send().await.expect("call");
+        }
+        let busy = client.get("/").send().await.expect("call");
+        assert_eq!(busy.status(), 200);
+    });
+    assert_eq!(call_path_errors(&recorded), Vec::<String>::new());
+    let keys = keys(&redis);
+    assert!(
+        keys.iter().any(|k| k.ends_with(":quota")) && keys.iter().any(|k| k.ends_with(":value")),
+        "{keys:?}"
+    );
+}
+
+#[test]
+fn a_redis_that_answers_ping_but_refuses_scripts_is_not_taken_for_working() {
+    let redis = RedisServer::start();
+    let mut c = redis.connection();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "noscript",
+            "on",
+            ">s3cret",
+            "~*",
+            "+@all",
+            "-@scripting",
+        ])
+        .query(&mut c)
+        .expect("ACL SETUSER");
+    let url = redis.url().replace("redis://", "redis://noscript:s3cret@");
+    let recorded = Recorded::default();
+    with_metrics(&recorded, || async {
+        let server = TestServer::always(Reply::ok("")).await;
+        let client = support::client_for(&server)
+            .rate_limit(1000.0, None)
+            .fleet(SecretString::from(url))
+            .fleet_command_timeout(Duration::from_millis(200))
+            .build()
+            .expect("client");
+        let started = Instant::now();
+        // Past the first two probes (1 s, then 2 s later).
+        while started.elapsed() < Duration::from_millis(3_500) {
+            client.get("/").send().await.expect("never fails");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let errors = call_path_errors(&recorded);
+    assert_eq!(
+        errors,
+        ["lease:refused"],
+        "no flapping between shared and local"
+    );
+    assert_eq!(recorded.updates("outbound.fleet.fallbacks").len(), 1);
+    let probes = recorded.updates("outbound.fleet.redis.errors").len() - 1;
+    assert!(probes >= 2, "probes kept failing: {probes}");
+}
+
 // ===== Redis trouble =====
 
 #[test]

@@ -34,9 +34,6 @@ pub(crate) struct Token {
     refresh_at: Instant,
     expires_at: Instant,
     generation: u64,
-    /// Its sealed value in Redis, when the fleet shares it.
-    #[cfg(feature = "fleet")]
-    sealed: Option<Arc<[u8]>>,
 }
 
 impl fmt::Debug for Token {
@@ -70,9 +67,9 @@ pub(crate) struct TokenCache {
     generation: AtomicU64,
     #[cfg(feature = "fleet")]
     fleet: Option<crate::fleet::TokenLink>,
-    /// The sealed shared token the API last refused.
+    /// A digest of the token the API last refused, so the fleet's copy is dropped, not reused.
     #[cfg(feature = "fleet")]
-    refused: std::sync::Mutex<Option<Arc<[u8]>>>,
+    refused: std::sync::Mutex<Option<crate::fleet::Digest>>,
 }
 
 impl fmt::Debug for TokenCache {
@@ -141,10 +138,11 @@ impl TokenCache {
             .as_ref()
             .is_some_and(|t| t.generation == stale.generation)
         {
+            // The next fetch drops it from Redis too, if no replica replaced it yet.
             #[cfg(feature = "fleet")]
-            if let Some(sealed) = &stale.sealed {
-                // The next fetch drops it from Redis too, if no replica replaced it yet.
-                *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = Some(sealed.clone());
+            if self.fleet.is_some() {
+                *self.refused.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(crate::fleet::digest(&stale.secret));
             }
             *current = None;
         }
@@ -222,8 +220,6 @@ impl TokenCache {
                     refresh_at: transport::later(sent, remaining.saturating_sub(margin)),
                     expires_at: transport::later(sent, remaining),
                     generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-                    #[cfg(feature = "fleet")]
-                    sealed: obtained.sealed,
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 flight.failure = None;
@@ -259,8 +255,6 @@ struct Obtained {
     lifetime: Duration,
     /// Whether this replica asked the token endpoint for it.
     fetched: bool,
-    #[cfg(feature = "fleet")]
-    sealed: Option<Arc<[u8]>>,
 }
 
 impl TokenCache {
@@ -277,20 +271,24 @@ impl TokenCache {
                 .clone();
             let token = link
                 .obtain(
-                    refused.as_deref(),
+                    refused.as_ref(),
                     self.default_lifetime,
                     margin,
                     bound,
                     || self.endpoint.fetch(),
                 )
                 .await?;
-            *self.refused.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            let mut current = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+            // Unless a newer refusal came in meanwhile.
+            if *current == refused {
+                *current = None;
+            }
+            drop(current);
             return Ok(Obtained {
                 fetched: token.source != "shared",
                 access_token: token.access_token,
                 remaining: token.remaining,
                 lifetime: token.lifetime,
-                sealed: token.sealed,
             });
         }
         let issued = self.endpoint.fetch().await?;
@@ -300,8 +298,6 @@ impl TokenCache {
             remaining: lifetime,
             lifetime,
             fetched: true,
-            #[cfg(feature = "fleet")]
-            sealed: None,
         })
     }
 }

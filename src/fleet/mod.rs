@@ -16,7 +16,7 @@ mod seal;
 mod token;
 
 pub(crate) use quota::{Admit, OriginLink};
-pub(crate) use token::TokenLink;
+pub(crate) use token::{Digest, TokenLink, digest};
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
@@ -34,6 +35,18 @@ use crate::telemetry::fleet as telemetry;
 
 const PROBE_MIN: Duration = Duration::from_secs(1);
 const PROBE_MAX: Duration = Duration::from_secs(30);
+/// The longest a new connection may take (within the call's deadline): a TCP and TLS handshake
+/// on a loaded host takes longer than one command, and callers that arrive meanwhile share it.
+const CONNECT_BUDGET: Duration = Duration::from_millis(500);
+
+/// The probe does what calls do: runs a script that reads the clock and writes a key, so a
+/// Redis that answers PING but refuses scripts (ACL), writes (out of memory, a read-only
+/// replica after a failover) is not taken for a working one.
+const PROBE: &str = r"
+redis.call('TIME')
+redis.call('SET', KEYS[1], '1', 'PX', 1000)
+return 1
+";
 
 /// The Redis link of one client, shared by its clones and by every origin's state.
 pub(crate) struct Fleet {
@@ -125,16 +138,46 @@ impl Fleet {
             self.probe_when_due();
             return None;
         }
+        self.run_in_any_mode(operation, deadline, command).await
+    }
+
+    /// [`run`](Self::run), also in local mode: for cleanup that must not wait for the next
+    /// probe (releasing a lock this replica holds).
+    pub(crate) async fn run_in_any_mode<T, F, Fut>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        deadline: Instant,
+        command: F,
+    ) -> Option<T>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let started = Instant::now();
+        let connection = match self.cached() {
+            Some(c) => c,
+            None => {
+                let until = deadline.min(crate::transport::later(started, self.connect_budget()));
+                match tokio::time::timeout_at(until, self.connection()).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        self.failed("connect", category(&e));
+                        return None;
+                    }
+                    Err(_) if until < deadline => {
+                        self.failed("connect", "timeout");
+                        return None;
+                    }
+                    Err(_) => return None,
+                }
+            }
+        };
+        let sent = Instant::now();
         let timeout = self.settings.command_timeout;
-        let full = crate::transport::later(started, timeout);
+        let full = crate::transport::later(sent, timeout);
         let until = deadline.min(full);
-        let outcome = tokio::time::timeout_at(until, async {
-            let connection = self.connection().await?;
-            command(connection).await
-        })
-        .await;
-        let elapsed = started.elapsed();
+        let outcome = tokio::time::timeout_at(until, command(connection)).await;
+        let elapsed = sent.elapsed();
         match outcome {
             Ok(Ok(value)) => {
                 telemetry::command(&self.profile, operation, elapsed);
@@ -153,6 +196,16 @@ impl Fleet {
         }
     }
 
+    fn connect_budget(&self) -> Duration {
+        self.settings.command_timeout.max(CONNECT_BUDGET)
+    }
+
+    /// The deadline of work no caller waits for (writing a pause, releasing a lock): only the
+    /// command timeout bounds it.
+    pub(crate) fn background() -> Instant {
+        crate::transport::later(Instant::now(), Duration::from_secs(3600))
+    }
+
     /// The connection manager, connecting once (callers queue behind the first).
     async fn connection(&self) -> redis::RedisResult<ConnectionManager> {
         if let Some(c) = self.cached() {
@@ -162,9 +215,8 @@ impl Fleet {
         if let Some(c) = self.cached() {
             return Ok(c);
         }
-        let timeout = self.settings.command_timeout;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
+            .set_connection_timeout(Some(self.connect_budget()))
             .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
@@ -187,6 +239,9 @@ impl Fleet {
     /// A command failed: count it, and switch to local mode (warning once per switch).
     fn failed(&self, operation: &'static str, error: &'static str) {
         telemetry::command_failed(&self.profile, operation, error);
+        // The next probe connects afresh: a connection whose peer vanished without a reset
+        // (a host gone, a failover) may time out until the kernel gives up, minutes later.
+        self.forget_connection();
         if self.shared.swap(false, Ordering::AcqRel) {
             let now = Instant::now();
             let mut local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
@@ -211,33 +266,45 @@ impl Fleet {
             }
             local.probing = true;
         }
+        // Built before the task: a task dropped before it first runs (a runtime shutting
+        // down) still schedules the next probe.
+        let mut probe = Probe {
+            fleet: self.clone(),
+            answered: false,
+        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            self.local
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .probing = false;
             return;
         };
-        let fleet = self.clone();
         runtime.spawn(async move {
-            // Whatever ends this task (an answer, a failure, a runtime shutting down), the
-            // next probe is scheduled.
-            let mut probe = Probe {
-                fleet: &fleet,
-                answered: false,
-            };
-            let timeout = fleet.settings.command_timeout;
-            let answer = tokio::time::timeout(timeout, async {
+            let fleet = probe.fleet.clone();
+            let key = fleet.key("probe", "probe");
+            let answer = tokio::time::timeout(fleet.connect_budget(), async {
                 let mut connection = fleet.connection().await?;
-                redis::cmd("PING").query_async::<()>(&mut connection).await
+                Script::new(PROBE)
+                    .key(key)
+                    .invoke_async::<i64>(&mut connection)
+                    .await
             })
             .await;
             match answer {
-                Ok(Ok(())) => probe.answered = true,
-                Ok(Err(e)) => telemetry::command_failed(&fleet.profile, "probe", category(&e)),
-                Err(_) => telemetry::command_failed(&fleet.profile, "probe", "timeout"),
+                Ok(Ok(_)) => probe.succeeded(),
+                Ok(Err(e)) => {
+                    telemetry::command_failed(&fleet.profile, "probe", category(&e));
+                    fleet.forget_connection();
+                }
+                Err(_) => {
+                    telemetry::command_failed(&fleet.profile, "probe", "timeout");
+                    fleet.forget_connection();
+                }
             }
         });
+    }
+
+    fn forget_connection(&self) {
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The prefix of every key this client writes.
@@ -249,12 +316,18 @@ impl Fleet {
 }
 
 /// Ends a probe: back to shared mode, or the next probe after a doubled backoff.
-struct Probe<'a> {
-    fleet: &'a Fleet,
+struct Probe {
+    fleet: Arc<Fleet>,
     answered: bool,
 }
 
-impl Drop for Probe<'_> {
+impl Probe {
+    fn succeeded(&mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for Probe {
     fn drop(&mut self) {
         let now = Instant::now();
         let mut local = self

@@ -40,11 +40,18 @@ if ARGV[4] == '1' then
   if pause > 0 then return {0, 0, pause} end
 end
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- Counted from 2023 so that a double keeps sub-microsecond steps for centuries.
+local now = (tonumber(t[1]) - 1700000000) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then tat = now end
+-- A legitimate TAT is never further ahead; one that is (a clock stepped back after a failover,
+-- a replica with a larger burst) would otherwise refuse every call until the clock caught up.
+if tat > now + interval * burst then
+  tat = now + interval * burst
+  redis.call('SET', KEYS[1], string.format('%.17g', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
 local room = math.floor((now + interval * burst - tat) / interval)
 local n = math.min(tonumber(ARGV[3]), room)
 if n < 1 then
@@ -100,6 +107,8 @@ struct Gcra {
 struct Lease {
     remaining: u32,
     expires: Instant,
+    /// The fleet said no slot before this: callers wait without asking Redis again.
+    not_before: Option<Instant>,
     /// Slots the next lease asks for.
     want: u32,
 }
@@ -136,6 +145,7 @@ impl OriginLink {
             lease: tokio::sync::Mutex::new(Lease {
                 remaining: 0,
                 expires: Instant::now(),
+                not_before: None,
                 want: lease,
             }),
             pause_read: Mutex::new(None),
@@ -167,11 +177,17 @@ impl OriginLink {
     }
 
     async fn lease(&self, gcra: &Gcra, deadline: Instant) -> Admit {
-        let mut lease = self.lease.lock().await;
+        // Callers queue here while one asks Redis; none waits past its own deadline.
+        let Ok(mut lease) = tokio::time::timeout_at(deadline, self.lease.lock()).await else {
+            return Admit::Wait(Duration::from_millis(1));
+        };
         let now = Instant::now();
         if lease.remaining > 0 && now < lease.expires {
             lease.remaining -= 1;
             return Admit::Granted;
+        }
+        if let Some(at) = lease.not_before.filter(|at| now < *at) {
+            return Admit::Wait(at - now);
         }
         let max = self.fleet.settings.lease;
         let wasted = lease.remaining;
@@ -204,7 +220,9 @@ impl OriginLink {
             return Admit::Paused(Duration::from_millis(pause_ms));
         }
         if granted == 0 {
-            return Admit::Wait(Duration::from_micros(wait_us.max(1)));
+            let wait = Duration::from_micros(wait_us.max(1));
+            lease.not_before = Some(later(Instant::now(), wait));
+            return Admit::Wait(wait);
         }
         lease.remaining = granted - 1;
         lease.expires = later(Instant::now(), LEASE_LIFETIME);
@@ -254,7 +272,7 @@ impl OriginLink {
             .unwrap_or(u64::MAX)
             .clamp(1, MAX_PAUSE_MS);
         runtime.spawn(async move {
-            let deadline = later(Instant::now(), link.fleet.settings.command_timeout);
+            let deadline = Fleet::background();
             let mut invocation = link.pause_script.key(&link.pause_key);
             invocation.arg(ms);
             link.fleet

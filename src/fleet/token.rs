@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use tokio::time::Instant;
 
 use super::Fleet;
@@ -35,6 +35,17 @@ if not v then return false end
 return {v, redis.call('PTTL', KEYS[1])}
 ";
 
+/// KEYS: the lock. ARGV: this replica's id, the lock's lifetime in ms. Takes the lock, or keeps
+/// it if this replica already holds it (a fetch it started and another caller now waits for).
+const LOCK: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
 /// KEYS: a key. ARGV: the value it must still hold. Deletes it only then.
 const DELETE_IF: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -51,7 +62,7 @@ pub(crate) struct Obtained {
     /// Its whole lifetime, for the refresh margin.
     pub(crate) lifetime: Duration,
     /// The sealed value in Redis, to drop it after a 401 only if it is still this one.
-    pub(crate) sealed: Option<Arc<[u8]>>,
+    sealed: Option<Arc<[u8]>>,
     /// `shared`, `token_endpoint` or `local`.
     pub(crate) source: &'static str,
 }
@@ -61,9 +72,20 @@ pub(crate) struct TokenLink {
     fleet: Arc<Fleet>,
     value_key: String,
     lock_key: String,
+    /// This replica's id in the lock.
+    owner: String,
     seal: Seal,
     read: Script,
+    lock: Script,
     delete_if: Script,
+}
+
+/// A digest of a token, to recognise the one the API refused without keeping it twice.
+pub(crate) type Digest = [u8; 32];
+
+/// The digest of `token`.
+pub(crate) fn digest(token: &SecretString) -> Digest {
+    Sha256::digest(token.expose_secret().as_bytes()).into()
 }
 
 impl TokenLink {
@@ -79,7 +101,9 @@ impl TokenLink {
             lock_key: fleet.key(&tag, "lock"),
             value_key,
             fleet: fleet.clone(),
+            owner: uuid::Uuid::new_v4().to_string(),
             read: Script::new(READ),
+            lock: Script::new(LOCK),
             delete_if: Script::new(DELETE_IF),
         })
     }
@@ -90,7 +114,7 @@ impl TokenLink {
     /// API just answered 401 to: dropped from Redis if still there, never taken again.
     pub(crate) async fn obtain<F, Fut>(
         &self,
-        refused: Option<&[u8]>,
+        refused: Option<&Digest>,
         default_lifetime: Duration,
         margin: impl Fn(Duration) -> Duration,
         bound: Duration,
@@ -101,13 +125,14 @@ impl TokenLink {
         Fut: Future<Output = Result<Issued, TokenFailure>>,
     {
         let deadline = later(Instant::now(), bound);
-        let owner = uuid::Uuid::new_v4().to_string();
         loop {
             match self.read(deadline).await {
                 None => return self.fetch_alone(default_lifetime, fetch).await,
-                Some(Some(found)) if refused.is_some() && found.sealed.as_deref() == refused => {
+                Some(Some(found)) if refused == Some(&digest(&found.access_token)) => {
                     // Compared in Lua: a token another replica stored meanwhile stays.
-                    self.forget(refused.unwrap_or_default(), deadline).await;
+                    if let Some(sealed) = &found.sealed {
+                        self.forget(sealed, deadline).await;
+                    }
                 }
                 Some(Some(found)) if found.remaining > margin(found.lifetime) => {
                     telemetry::token_source(self.fleet.profile(), found.source);
@@ -118,61 +143,63 @@ impl TokenLink {
             let lock_ms = u64::try_from(bound.as_millis())
                 .unwrap_or(MAX_TTL_MS)
                 .clamp(1, MAX_TTL_MS);
-            let (key, value) = (self.lock_key.clone(), owner.clone());
+            let mut invocation = self.lock.key(&self.lock_key);
+            invocation.arg(&self.owner).arg(lock_ms);
             let locked = self
                 .fleet
                 .run("token_lock", deadline, |mut c| async move {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(value)
-                        .arg("NX")
-                        .arg("PX")
-                        .arg(lock_ms)
-                        .query_async::<Option<String>>(&mut c)
-                        .await
+                    invocation.invoke_async::<i64>(&mut c).await
                 })
                 .await;
             match locked {
                 None => return self.fetch_alone(default_lifetime, fetch).await,
-                Some(Some(_)) => {
-                    return self.fetch_for_fleet(default_lifetime, &owner, fetch).await;
-                }
-                Some(None) if Instant::now() >= deadline => {
+                Some(1) => return self.fetch_for_fleet(default_lifetime, fetch).await,
+                Some(_) if Instant::now() >= deadline => {
                     return self.fetch_alone(default_lifetime, fetch).await;
                 }
-                Some(None) => tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())).await,
+                Some(_) => tokio::time::sleep(POLL_EVERY.min(deadline - Instant::now())).await,
             }
         }
     }
 
-    /// Holding the lock: fetch, store sealed, release.
+    /// Holding the lock: fetch, store sealed, release (also when this future is dropped, and
+    /// also when a Redis hiccup meanwhile switched the replica to local mode).
     async fn fetch_for_fleet<F, Fut>(
         &self,
         default_lifetime: Duration,
-        owner: &str,
         fetch: F,
     ) -> Result<Obtained, TokenFailure>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Issued, TokenFailure>>,
     {
+        let held = Held(self);
         let issued = fetch().await;
         let mut obtained = issued.map(|i| obtained(i, default_lifetime, "token_endpoint"));
         if let Ok(token) = &mut obtained {
             token.sealed = self.store(token).await;
-        }
-        let deadline = later(Instant::now(), self.fleet.settings.command_timeout);
-        let mut release = self.delete_if.key(&self.lock_key);
-        release.arg(owner);
-        self.fleet
-            .run("token_unlock", deadline, |mut c| async move {
-                release.invoke_async::<i64>(&mut c).await
-            })
-            .await;
-        if let Ok(token) = &obtained {
             telemetry::token_source(self.fleet.profile(), token.source);
         }
+        drop(held);
         obtained
+    }
+
+    /// Releases the lock if this replica still holds it, in the background.
+    fn release(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (fleet, script) = (self.fleet.clone(), self.delete_if.clone());
+        let (key, owner) = (self.lock_key.clone(), self.owner.clone());
+        runtime.spawn(async move {
+            let mut invocation = script.key(key);
+            invocation.arg(owner);
+            fleet
+                .run_in_any_mode("token_unlock", Fleet::background(), |mut c| async move {
+                    invocation.invoke_async::<i64>(&mut c).await
+                })
+                .await;
+        });
     }
 
     /// Without Redis (down, or the lock holder too slow): this replica fetches for itself.
@@ -205,7 +232,14 @@ impl TokenLink {
         let Some((sealed, left_ms)) = found else {
             return Some(None);
         };
-        let remaining = Duration::from_millis(u64::try_from(left_ms).ok().filter(|ms| *ms > 0)?);
+        // A value without an expiry (restored, persisted) is a miss: the next store fixes it.
+        let Some(remaining) = u64::try_from(left_ms)
+            .ok()
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+        else {
+            return Some(None);
+        };
         let plain = self.seal.open(&sealed);
         Some(plain.as_deref().and_then(|plain| {
             let (lifetime, token) = plain.split_first_chunk::<8>()?;
@@ -229,7 +263,7 @@ impl TokenLink {
         plain.extend_from_slice(token.access_token.expose_secret().as_bytes());
         let sealed: Arc<[u8]> = self.seal.seal(&plain)?.into();
         let (key, value) = (self.value_key.clone(), sealed.clone());
-        let deadline = later(Instant::now(), self.fleet.settings.command_timeout);
+        let deadline = Fleet::background();
         self.fleet
             .run("token_store", deadline, |mut c| async move {
                 redis::cmd("SET")
@@ -253,6 +287,15 @@ impl TokenLink {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await;
+    }
+}
+
+/// The token lock, held until dropped.
+struct Held<'a>(&'a TokenLink);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.release();
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::secret::SecretSource;
+use super::sections::RateLimit;
 use super::validate::ConfigError;
 use super::values::duration;
 
@@ -90,8 +91,15 @@ const MAX_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most slots one lease may take.
 const MAX_LEASE: u32 = 10_000;
 
-/// Checks `[fleet]` of `profile`.
-pub(crate) fn validate(profile: &str, fleet: &Fleet) -> Result<(), ConfigError> {
+/// The fastest quota the fleet shares: Redis counts it in microseconds.
+const MAX_SHARED_RATE: f64 = 1e6;
+
+/// Checks `[fleet]` of `profile`, whose `[rate_limit]` is `limit`.
+pub(crate) fn validate(
+    profile: &str,
+    fleet: &Fleet,
+    limit: Option<&RateLimit>,
+) -> Result<(), ConfigError> {
     let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
     if !cfg!(feature = "fleet") {
         return err(
@@ -135,6 +143,15 @@ pub(crate) fn validate(profile: &str, fleet: &Fleet) -> Result<(), ConfigError> 
     }
     if fleet.replicas_hint == 0 {
         return err("fleet.replicas_hint", "must be at least 1".into());
+    }
+    if let Some(limit) = limit
+        && fleet.share.contains(&Share::RateLimit)
+        && limit.requests_per_second > MAX_SHARED_RATE
+    {
+        return err(
+            "rate_limit.requests_per_second",
+            format!("a quota shared by the fleet must be at most {MAX_SHARED_RATE} per second"),
+        );
     }
     Ok(())
 }

@@ -202,7 +202,7 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
     }
 
     if let Some(fleet) = &s.fleet {
-        super::fleet::validate(profile, fleet)?;
+        super::fleet::validate(profile, fleet, s.rate_limit.as_ref())?;
     }
 
     if let Some(auth) = &s.auth {

@@ -206,10 +206,10 @@ impl Limiter {
         }
         if self.pause(now, wait) {
             telemetry::paused(&self.origin, status, wait, reason.as_str());
-        }
-        #[cfg(feature = "fleet")]
-        if let Some(link) = &self.fleet {
-            link.publish_pause(wait);
+            #[cfg(feature = "fleet")]
+            if let Some(link) = &self.fleet {
+                link.publish_pause(wait);
+            }
         }
     }
 
