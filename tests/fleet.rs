@@ -437,15 +437,7 @@ fn a_redis_user_limited_to_the_key_prefix_is_enough() {
             "~outbound:*",
             "resetchannels",
         ])
-        .arg(&[
-            "-@all",
-            "+ping",
-            "+hello",
-            "+get",
-            "+set",
-            "+pttl",
-            "+del",
-        ])
+        .arg(&["-@all", "+ping", "+hello", "+get", "+set", "+pttl", "+del"])
         .arg(&["+pexpire", "+time", "+eval", "+evalsha", "+script|load"])
         .query(&mut c)
         .expect("ACL SETUSER");

@@ -27,7 +27,6 @@
 #[allow(dead_code)]
 mod redis_server;
 #[path = "../../tests/support/server.rs"]
-#[allow(dead_code)]
 mod server;
 
 mod partner;

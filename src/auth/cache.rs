@@ -264,11 +264,7 @@ impl TokenCache {
         if let Some(link) = &self.fleet {
             let margin = |lifetime: Duration| self.refresh_before_expiry.min(lifetime / 2);
             let bound = self.endpoint.timeouts.attempt();
-            let refused = self
-                .refused
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            let refused = *self.refused.lock().unwrap_or_else(PoisonError::into_inner);
             let token = link
                 .obtain(
                     refused.as_ref(),
