@@ -641,6 +641,66 @@ async fn no_redis_at_start_is_no_reason_to_fail() {
     }
 }
 
+#[test]
+fn no_trace_line_shows_the_redis_password_the_token_or_the_client_secret() {
+    let mut redis = RedisServer::start();
+    let mut c = redis.connection();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "svc",
+            "on",
+            ">pw-9f86d081884c7d65",
+            "~*",
+            "+@all",
+        ])
+        .query(&mut c)
+        .expect("ACL SETUSER");
+    let url = redis
+        .url()
+        .replace("redis://", "redis://svc:pw-9f86d081884c7d65@");
+    let (capture, _guard) = Capture::start();
+    let token = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (server, _) = token_partner(Duration::ZERO, Default::default()).await;
+            let client = replica(&server, &redis)
+                .fleet(SecretString::from(url))
+                .rate_limit(100.0, None)
+                .oauth2_client_credentials(
+                    server.url("/oauth/token"),
+                    "orders",
+                    SecretString::from("client-secret-5e884898da28047151d0e56f8dc629"),
+                )
+                .build()
+                .expect("client");
+            let token = client
+                .get("/api")
+                .send()
+                .await
+                .expect("call")
+                .text()
+                .await
+                .expect("body");
+            let shown = format!("{client:?}");
+            redis.kill();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for _ in 0..3 {
+                client.get("/api").send().await.expect("local mode");
+            }
+            format!("{token}\n{shown}")
+        });
+    let (token, shown) = token.split_once('\n').expect("two parts");
+    let log = capture.text();
+    assert!(log.contains("Redis unreachable"), "the fallback is logged");
+    for secret in ["pw-9f86d081884c7d65", token, "client-secret-5e884898"] {
+        assert!(!log.contains(secret), "{secret:?} in the TRACE log");
+        assert!(!shown.contains(secret), "{secret:?} in Debug");
+    }
+}
+
 // ===== configuration =====
 
 #[test]
@@ -682,6 +742,29 @@ fn fleet_settings_are_checked_and_name_the_key() {
         assert!(shown.contains(key), "{fleet}: {shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
+}
+
+#[test]
+fn a_profile_with_every_fleet_key_builds_a_client() {
+    let profiles = outbound::Profiles::from_toml_str(
+        r#"
+        [crm]
+        base_url = "https://api.crm.example"
+        [crm.rate_limit]
+        requests_per_second = 200
+        [crm.fleet]
+        redis_url = { file = "/dev/null/not-read-until-build" }
+        key_prefix = "svc-a:outbound"
+        share = ["rate_limit", "pause", "token"]
+        command_timeout = "25ms"
+        lease = 1
+        replicas_hint = 20
+        "#,
+    )
+    .expect("valid");
+    let err = outbound::Client::from_profile(profiles.get("crm").expect("crm"))
+        .expect_err("the URL file cannot be read");
+    assert!(err.to_string().contains("fleet.redis_url"), "{err}");
 }
 
 #[test]

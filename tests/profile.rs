@@ -387,3 +387,18 @@ fn builder_errors_name_the_same_keys_as_profiles() {
         .expect_err("bad url");
     assert!(err.to_string().contains("base_url: invalid URL"), "{err}");
 }
+
+#[cfg(not(feature = "fleet"))]
+#[test]
+fn a_fleet_profile_is_refused_by_a_build_without_the_fleet_feature() {
+    let err = outbound::Profiles::from_toml_str(
+        "[crm]\nbase_url = \"https://api.crm.example\"\n[crm.fleet]\nredis_url = { env = \"R\" }\n",
+    )
+    .expect_err("one replica must not pace itself to the whole fleet's quota");
+    assert!(err.is_config(), "{err}");
+    let shown = err.to_string();
+    assert!(
+        shown.contains("fleet") && shown.contains("feature"),
+        "{shown}"
+    );
+}
