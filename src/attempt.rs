@@ -12,7 +12,10 @@ use crate::redirect::Attempted;
 use crate::retry::{self, Delivery, Outcome};
 
 /// Step 6, classify: the outcome of an attempt, as far as retrying is concerned.
-pub(crate) fn classify(result: &Result<reqwest::Response, Error>) -> Outcome {
+pub(crate) fn classify(
+    result: &Result<reqwest::Response, Error>,
+    hint_header: Option<&http::HeaderName>,
+) -> Outcome {
     match result {
         Ok(response) => Outcome::Response {
             status: response.status(),
@@ -20,6 +23,9 @@ pub(crate) fn classify(result: &Result<reqwest::Response, Error>) -> Outcome {
                 .headers()
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
+            hint: hint_header
+                .filter(|_| response.status().as_u16() >= 400)
+                .and_then(|name| retry::parse_hint(response.headers().get(name)?.as_bytes())),
         },
         Err(err) => Outcome::Failed {
             kind: err.kind(),

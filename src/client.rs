@@ -145,6 +145,7 @@ impl Client {
     pub(crate) async fn execute(&self, request: PreparedRequest) -> Result<Response> {
         let s = &self.shared;
         let span = telemetry::call_span(&s.name, &request.method, &request.url, &s.redactor);
+        telemetry::call_policy(&span, &request.policy);
         let method = request.method.clone();
         let started = Instant::now();
         let mut origin = None;
@@ -181,6 +182,7 @@ impl Client {
             url,
             mut headers,
             body,
+            policy,
             ..
         } = request;
         let fail = |e: Error, sent: u32| {
@@ -204,7 +206,7 @@ impl Client {
         let origin = s.origins.get(&url);
         *origin_out = Some(origin.clone());
         origin.budget.deposit();
-        if let (Some(max), Some(body)) = (s.body.log, &body) {
+        if let (Some(max), Some(body)) = (s.body.log, body.as_ref().and_then(|b| b.as_bytes())) {
             let content_type = headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
@@ -257,6 +259,17 @@ impl Client {
             } else {
                 None
             };
+            if let Some(hook) = &s.hook {
+                let mut request = crate::hook::AttemptRequest {
+                    method: &hop.method,
+                    url: &hop.url,
+                    headers: &mut hop.headers,
+                    body: hop.body.as_ref().and_then(|b| b.as_bytes()).map(|b| &b[..]),
+                    number: sent + 1,
+                };
+                crate::hook::run(hook, &mut request).map_err(|e| fail(e, sent))?;
+                s.redactor.mark_sensitive(&mut hop.headers);
+            }
 
             // The waits above can be long: the kill switch and the breaker are asked again
             // right before the wire, and the breaker's permit (a probe slot when half-open) is
@@ -279,7 +292,8 @@ impl Client {
             let attempted = redirect::send(&wire, hop, &mut timer).await;
 
             // 6. classify, 7. record (against the origin of the last hop)
-            let outcome = attempt::classify(&attempted.result);
+            let outcome =
+                attempt::classify(&attempted.result, s.settings.retry.hint_header.as_ref());
             attempt::record(
                 &s.origins,
                 &origin,
@@ -313,6 +327,9 @@ impl Client {
                 has_idempotency_key,
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(finished),
+                vouched: policy.idempotent,
+                max_attempts: policy.max_attempts,
+                resendable: body.as_ref().is_none_or(|b| b.can_resend()),
             };
             telemetry::attempt_finished(&attempt, waited, finished - attempt_started);
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
@@ -337,7 +354,8 @@ impl Client {
                         timer,
                         sent,
                         stop.note(),
-                    );
+                    )
+                    .with_max_bytes(policy.max_response_bytes);
                     // The caller is told what the server asked, saturated like every wait here:
                     // `u64::MAX` seconds must not hand the caller a `Duration` that panics when
                     // added to an `Instant`.

@@ -72,8 +72,12 @@ impl RetryDecider {
                 status,
                 retry_after: retry_after
                     .and_then(|v| crate::retry::parse_retry_after(v.as_bytes(), SystemTime::now())),
+                hint: None,
             },
             time_left: Duration::from_secs(60),
+            vouched: false,
+            max_attempts: None,
+            resendable: true,
         };
         match self.policy.decide(&attempt, &self.budget, fastrand::f64()) {
             Decision::Retry { after } => Some(after),

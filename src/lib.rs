@@ -51,6 +51,7 @@
 
 mod attempt;
 mod auth;
+mod body;
 mod breaker;
 mod builder;
 mod client;
@@ -58,9 +59,11 @@ mod error;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod gate;
+mod hook;
 #[doc(hidden)]
 pub mod internals;
 mod isolation;
+pub mod multipart;
 mod origins;
 mod profile;
 mod ratelimit;
@@ -76,6 +79,7 @@ mod transport;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
+pub use hook::{AttemptRequest, HookError};
 pub use profile::sections::{AuthMethod, Proxy, TlsVersion};
 pub use profile::{Profile, Profiles};
 pub use redact::RedactedUrl;

@@ -8,10 +8,10 @@
 
 use std::sync::atomic::AtomicBool;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode, header};
 use url::Url;
 
+use crate::body::Body;
 use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
 use crate::isolation;
@@ -29,7 +29,7 @@ pub(crate) struct Hop {
     pub(crate) method: Method,
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: Option<Body>,
 }
 
 /// What the loop needs from the client.
@@ -82,7 +82,12 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
         }
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
         *request.headers_mut() = hop.headers.clone();
-        *request.body_mut() = hop.body.clone().map(reqwest::Body::from);
+        if let Some(body) = &hop.body {
+            match body.for_attempt().await {
+                Ok(body) => *request.body_mut() = Some(body),
+                Err(err) => return end(Err(err), hop),
+            }
+        }
         let response = match transport::send(wire.http, request, timer, wire.timeouts).await {
             Ok(response) => response,
             Err(err) => return end(Err(err), hop),
@@ -157,6 +162,10 @@ fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Re
         ] {
             hop.headers.remove(name);
         }
+    } else if hop.body.as_ref().is_some_and(|body| !body.can_resend()) {
+        return Err(refused(
+            "refused to follow a redirect that needs the streamed body again".into(),
+        ));
     } else if hop.body.is_some() && !same_origin {
         return Err(refused(
             "refused to re-send the request body to another origin".into(),

@@ -35,6 +35,12 @@ pub struct Response {
     timer: Timer,
     attempts: u32,
     note: Option<&'static str>,
+    /// `max_response_bytes`, or this call's own limit.
+    max_bytes: u64,
+    /// Bytes read so far by [`chunk`](Response::chunk), after decompression.
+    read: u64,
+    /// `chunk` has started reading (and checked `Content-Length`).
+    streaming: bool,
 }
 
 /// What reading a body needs from the client.
@@ -58,6 +64,9 @@ impl Response {
         note: Option<&'static str>,
     ) -> Response {
         Response {
+            max_bytes: ctx.max_bytes,
+            read: 0,
+            streaming: false,
             inner,
             method,
             url,
@@ -66,6 +75,14 @@ impl Response {
             attempts,
             note,
         }
+    }
+
+    /// This call's own `max_response_bytes`, if it set one.
+    pub(crate) fn with_max_bytes(mut self, max: Option<u64>) -> Response {
+        if let Some(max) = max {
+            self.max_bytes = max;
+        }
+        self
     }
 
     /// The status code.
@@ -111,8 +128,11 @@ impl Response {
     /// [`Error::is_timeout`] when the attempt deadline or the read timeout passes;
     /// `ErrorKind::Body` when the connection fails mid-body.
     pub async fn bytes(mut self) -> Result<Bytes> {
+        if self.has_no_body() {
+            return Ok(Bytes::new());
+        }
         let limit = transport::BodyLimit {
-            max: self.ctx.max_bytes,
+            max: self.max_bytes,
             key: "max_response_bytes",
         };
         match transport::read_body(&mut self.inner, limit, &mut self.timer, &self.ctx.timeouts)
@@ -130,6 +150,106 @@ impl Response {
             }
             Err(err) => Err(self.with_context(err)),
         }
+    }
+
+    /// Reads the next chunk of the body, `None` at its end: for bodies too large to hold in
+    /// memory. Every bound of [`bytes`](Response::bytes) holds across the chunks:
+    /// `max_response_bytes` (or the call's own limit) counted after decompression, the read
+    /// timeout between chunks, and the call's deadline.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: outbound::Client) -> Result<(), outbound::Error> {
+    /// let mut response = client
+    ///     .get("/v1/exports/2024.csv")
+    ///     .max_response_bytes(8 << 30)
+    ///     .timeout(std::time::Duration::from_secs(3600))
+    ///     .send()
+    ///     .await?
+    ///     .error_for_status()?;
+    /// let mut rows = 0;
+    /// while let Some(chunk) = response.chunk().await? {
+    ///     rows += chunk.iter().filter(|b| **b == b'\n').count();
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Response::bytes`], when the chunk that crosses a bound is read.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        if !self.streaming {
+            self.streaming = true;
+            if self.has_no_body() {
+                return Ok(None);
+            }
+            if let Some(len) = self.inner.content_length()
+                && len > self.max_bytes
+            {
+                let detail = format!(
+                    "Content-Length of {len} bytes exceeds max_response_bytes ({})",
+                    self.max_bytes
+                );
+                return Err(self.error(ErrorKind::BodyTooLarge, Some(detail)));
+            }
+            self.timer.resume();
+        }
+        if self.read > self.max_bytes {
+            return Err(self.too_large());
+        }
+        match transport::next_chunk(&mut self.inner, &mut self.timer, &self.ctx.timeouts).await {
+            Ok(Some(chunk)) => {
+                self.read = self.read.saturating_add(chunk.len() as u64);
+                if self.read > self.max_bytes {
+                    return Err(self.too_large());
+                }
+                Ok(Some(chunk))
+            }
+            Ok(None) => Ok(None),
+            Err(err) => Err(self.with_context(err)),
+        }
+    }
+
+    /// The body as a stream of chunks, with the bounds of [`chunk`](Response::chunk); the
+    /// stream ends after the first error.
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    ///
+    /// # async fn demo(client: outbound::Client) -> Result<(), outbound::Error> {
+    /// let mut body = client.get("/v1/exports/7").send().await?.bytes_stream();
+    /// while let Some(chunk) = body.next().await {
+    ///     let chunk = chunk?;
+    ///     // write `chunk` somewhere
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn bytes_stream(self) -> impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin {
+        Box::pin(futures_util::stream::unfold(Some(self), |state| async move {
+            let mut response = state?;
+            match response.chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                Ok(None) => None,
+                Err(err) => Some((Err(err), None)),
+            }
+        }))
+    }
+
+    /// A response to HEAD, a 204, a 304 or a 1xx has no body, whatever `Content-Length` says
+    /// (over HTTP/2 a HEAD answer keeps the length of the body it did not send).
+    fn has_no_body(&self) -> bool {
+        let status = self.status();
+        self.method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+            || status.is_informational()
+    }
+
+    fn too_large(&self) -> Error {
+        let detail = format!(
+            "body exceeds max_response_bytes ({}) after decompression",
+            self.max_bytes
+        );
+        self.error(ErrorKind::BodyTooLarge, Some(detail))
     }
 
     /// Reads the body as text. Invalid UTF-8 is replaced with U+FFFD.

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
     pub(crate) origins: PerOrigin<Origin>,
+    /// `ClientBuilder::on_attempt`.
+    pub(crate) hook: Option<crate::hook::Hook>,
     /// The metric labels of calls refused before they had an origin.
     pub(crate) labels: Labels,
     pub(crate) isolated: AtomicBool,
@@ -99,6 +101,7 @@ impl Shared {
             idempotency_header: s.retry.idempotency_header.clone(),
             retry: RetryPolicy::new(&s.retry),
             isolated: AtomicBool::new(false),
+            hook: None,
             name,
             base_url,
             http,

@@ -361,7 +361,7 @@ pub(crate) async fn read_body(
 }
 
 /// The next chunk of a body, within `timer`.
-async fn next_chunk(
+pub(crate) async fn next_chunk(
     response: &mut reqwest::Response,
     timer: &mut Timer,
     timeouts: &Timeouts,

@@ -42,6 +42,7 @@ pub struct ClientBuilder {
     name: String,
     pub(super) settings: Settings,
     error: Option<Error>,
+    hook: Option<crate::hook::Hook>,
 }
 
 impl ClientBuilder {
@@ -50,6 +51,7 @@ impl ClientBuilder {
             name,
             settings,
             error: None,
+            hook: None,
         }
     }
 
@@ -244,7 +246,43 @@ impl ClientBuilder {
         }
         let (name, settings) = (self.name, self.settings);
         let checked = validate(&name, &settings).map_err(Error::config)?;
-        Shared::new(name, settings, checked).map(Client::from_shared)
+        let mut shared = Shared::new(name, settings, checked)?;
+        shared.hook = self.hook;
+        Ok(Client::from_shared(shared))
+    }
+
+    /// Runs `hook` on every request a call sends: after credentials, right before the wire, on
+    /// every retry and on the resend after a 401. For request signing that must change per
+    /// attempt (a timestamp, an HMAC, AWS SigV4). Headers it sets are masked in logs when their
+    /// name is on the redaction list ([`redact_headers`](Self::redact_headers)).
+    ///
+    /// An error it returns fails the call with [`Error::is_builder`] (its error as the source);
+    /// so does a panic, and the client keeps working.
+    ///
+    /// ```
+    /// use std::time::{SystemTime, UNIX_EPOCH};
+    ///
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.partner.example")
+    ///     .redact_headers(["x-signature"])
+    ///     .on_attempt(|request| {
+    ///         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    ///         let signature = format!("t={now},v1=…"); // an HMAC over now, path and body
+    ///         request.headers_mut().insert("x-signature", signature.parse()?);
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn on_attempt<F>(mut self, hook: F) -> ClientBuilder
+    where
+        F: Fn(&mut crate::AttemptRequest<'_>) -> Result<(), crate::HookError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hook = Some(std::sync::Arc::new(hook));
+        self
     }
 }
 

@@ -72,4 +72,27 @@ impl ClientBuilder {
             Err(problem) => self.fail("retry.idempotency_header", problem),
         }
     }
+
+    /// A response header in which the server says whether its error is worth retrying
+    /// (`Stripe-Should-Retry`, `x-should-retry`): `true` makes the answer retryable, `false`
+    /// final, whatever `retry.retry_on_status` says. Replay safety still decides: a hint never
+    /// makes a POST without an idempotency key retryable. Profile key: `retry.hint_header`.
+    /// Default: none.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.stripe.example")
+    ///     .retry_hint_header("Stripe-Should-Retry")
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn retry_hint_header(mut self, name: impl AsRef<str>) -> ClientBuilder {
+        match parse_header_name(name.as_ref()) {
+            Ok(name) => {
+                self.settings.retry.hint_header = Some(name);
+                self
+            }
+            Err(problem) => self.fail("retry.hint_header", problem),
+        }
+    }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Fleet {
     connecting: tokio::sync::Mutex<()>,
     /// True while Redis answers: read on every call without a lock.
     shared: AtomicBool,
+    /// A background check of a Redis that a call's deadline cut short is running.
+    verifying: AtomicBool,
     local: Mutex<Local>,
 }
 
@@ -99,6 +101,7 @@ impl Fleet {
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             shared: AtomicBool::new(true),
+            verifying: AtomicBool::new(false),
             local: Mutex::new(Local {
                 since: now,
                 probe_at: now,
@@ -168,7 +171,10 @@ impl Fleet {
                         self.failed("connect", "timeout");
                         return None;
                     }
-                    Err(_) => return None,
+                    Err(_) => {
+                        self.verify();
+                        return None;
+                    }
                 }
             }
         };
@@ -187,16 +193,21 @@ impl Fleet {
                 self.failed(operation, category(&e));
                 None
             }
-            // Cut short by the call's own deadline, it is not Redis's fault.
             Err(_) if full <= deadline => {
                 self.failed(operation, "timeout");
                 None
             }
-            Err(_) => None,
+            // Cut short by the call's own deadline: not proof that Redis is slow, but calls with
+            // short deadlines must not keep paying for a Redis that is. One check in the
+            // background, with the whole command timeout, decides.
+            Err(_) => {
+                self.verify();
+                None
+            }
         }
     }
 
-    fn connect_budget(&self) -> Duration {
+    pub(crate) fn connect_budget(&self) -> Duration {
         self.settings.command_timeout.max(CONNECT_BUDGET)
     }
 
@@ -214,6 +225,19 @@ impl Fleet {
         let _turn = self.connecting.lock().await;
         if let Some(c) = self.cached() {
             return Ok(c);
+        }
+        if !self.is_shared()
+            && !self
+                .local
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .probing
+        {
+            // The connect this caller queued behind failed: the probe will try again.
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "fleet: Redis unreachable",
+            )));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_budget()))
@@ -253,6 +277,32 @@ impl Fleet {
             };
             telemetry::fell_back(&self.profile, operation, error, PROBE_MIN);
         }
+    }
+
+    /// Checks Redis in the background with the full command timeout (one check at a time);
+    /// switches to local mode if it does not answer.
+    fn verify(self: &Arc<Self>) {
+        if self.verifying.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.verifying.store(false, Ordering::Release);
+            return;
+        };
+        let fleet = self.clone();
+        runtime.spawn(async move {
+            let key = fleet.key("probe", "probe");
+            let deadline = Fleet::background();
+            fleet
+                .run("verify", deadline, |mut c| async move {
+                    Script::new(PROBE)
+                        .key(key)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                })
+                .await;
+            fleet.verifying.store(false, Ordering::Release);
+        });
     }
 
     /// In local mode: starts one background probe of Redis once its backoff has passed. The

@@ -25,6 +25,8 @@ use crate::transport::later;
 
 /// How often a replica waiting for another's fetch looks for its result.
 const POLL_EVERY: Duration = Duration::from_millis(25);
+/// At most this much more than the refresh margin must be left of a shared token to take it.
+const SLACK: Duration = Duration::from_secs(1);
 /// The longest lifetime Redis is asked to keep (about 31 years).
 const MAX_TTL_MS: u64 = 1_000_000_000_000;
 
@@ -35,12 +37,14 @@ if not v then return false end
 return {v, redis.call('PTTL', KEYS[1])}
 ";
 
-/// KEYS: the lock. ARGV: this replica's id, the lock's lifetime in ms. Takes the lock, or keeps
-/// it if this replica already holds it (a fetch it started and another caller now waits for).
+/// KEYS: the lock. ARGV: this replica's id, a value for this taking of the lock (the id and a
+/// sequence number), the lock's lifetime in ms. Takes the lock, or takes it over from an earlier
+/// fetch of this same replica (which another caller now waits for).
 const LOCK: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then return 1 end
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, string.len(ARGV[1])) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
 end
 return 0
@@ -74,6 +78,8 @@ pub(crate) struct TokenLink {
     lock_key: String,
     /// This replica's id in the lock.
     owner: String,
+    /// Numbers each taking of the lock, so a late release never drops a newer one.
+    taken: std::sync::atomic::AtomicU64,
     seal: Seal,
     read: Script,
     lock: Script,
@@ -101,7 +107,8 @@ impl TokenLink {
             lock_key: fleet.key(&tag, "lock"),
             value_key,
             fleet: fleet.clone(),
-            owner: uuid::Uuid::new_v4().to_string(),
+            owner: format!("{}:", uuid::Uuid::new_v4().simple()),
+            taken: std::sync::atomic::AtomicU64::new(0),
             read: Script::new(READ),
             lock: Script::new(LOCK),
             delete_if: Script::new(DELETE_IF),
@@ -134,17 +141,30 @@ impl TokenLink {
                         self.forget(sealed, deadline).await;
                     }
                 }
-                Some(Some(found)) if found.remaining > margin(found.lifetime) => {
+                // With some slack past the refresh point: a copy about to reach it would be
+                // taken, refreshed at once, and taken again.
+                Some(Some(found))
+                    if found.remaining
+                        > margin(found.lifetime) + (found.lifetime / 10).min(SLACK) =>
+                {
                     telemetry::token_source(self.fleet.profile(), found.source);
                     return Ok(found);
                 }
                 Some(_) => {}
             }
-            let lock_ms = u64::try_from(bound.as_millis())
+            // Held for the fetch and the store after it.
+            let hold = bound
+                .saturating_add(self.fleet.connect_budget())
+                .saturating_add(self.fleet.settings.command_timeout);
+            let lock_ms = u64::try_from(hold.as_millis())
                 .unwrap_or(MAX_TTL_MS)
                 .clamp(1, MAX_TTL_MS);
+            let n = self
+                .taken
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let value = format!("{}{n}", self.owner);
             let mut invocation = self.lock.key(&self.lock_key);
-            invocation.arg(&self.owner).arg(lock_ms);
+            invocation.arg(&self.owner).arg(&value).arg(lock_ms);
             let locked = self
                 .fleet
                 .run("token_lock", deadline, |mut c| async move {
@@ -153,7 +173,7 @@ impl TokenLink {
                 .await;
             match locked {
                 None => return self.fetch_alone(default_lifetime, fetch).await,
-                Some(1) => return self.fetch_for_fleet(default_lifetime, fetch).await,
+                Some(1) => return self.fetch_for_fleet(default_lifetime, value, fetch).await,
                 Some(_) if Instant::now() >= deadline => {
                     return self.fetch_alone(default_lifetime, fetch).await;
                 }
@@ -167,33 +187,36 @@ impl TokenLink {
     async fn fetch_for_fleet<F, Fut>(
         &self,
         default_lifetime: Duration,
+        lock: String,
         fetch: F,
     ) -> Result<Obtained, TokenFailure>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Issued, TokenFailure>>,
     {
-        let held = Held(self);
+        let held = Held(self, lock);
+        let sent = Instant::now();
         let issued = fetch().await;
         let mut obtained = issued.map(|i| obtained(i, default_lifetime, "token_endpoint"));
         if let Ok(token) = &mut obtained {
-            token.sealed = self.store(token).await;
+            // Its lifetime started when the endpoint issued it, during the fetch.
+            token.sealed = self.store(token, sent.elapsed()).await;
             telemetry::token_source(self.fleet.profile(), token.source);
         }
         drop(held);
         obtained
     }
 
-    /// Releases the lock if this replica still holds it, in the background.
-    fn release(&self) {
+    /// Releases the lock if it still holds `value`, in the background.
+    fn release(&self, value: String) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let (fleet, script) = (self.fleet.clone(), self.delete_if.clone());
-        let (key, owner) = (self.lock_key.clone(), self.owner.clone());
+        let key = self.lock_key.clone();
         runtime.spawn(async move {
             let mut invocation = script.key(key);
-            invocation.arg(owner);
+            invocation.arg(value);
             fleet
                 .run_in_any_mode("token_unlock", Fleet::background(), |mut c| async move {
                     invocation.invoke_async::<i64>(&mut c).await
@@ -255,11 +278,15 @@ impl TokenLink {
     }
 
     /// Stores `token` sealed for the rest of its lifetime; the sealed value, if stored.
-    async fn store(&self, token: &Obtained) -> Option<Arc<[u8]>> {
-        let ms = u64::try_from(token.lifetime.as_millis())
-            .unwrap_or(MAX_TTL_MS)
-            .clamp(1, MAX_TTL_MS);
-        let mut plain = secrecy::zeroize::Zeroizing::new(ms.to_be_bytes().to_vec());
+    async fn store(&self, token: &Obtained, spent: Duration) -> Option<Arc<[u8]>> {
+        let millis = |d: Duration| {
+            u64::try_from(d.as_millis())
+                .unwrap_or(MAX_TTL_MS)
+                .clamp(1, MAX_TTL_MS)
+        };
+        let ms = millis(token.lifetime.saturating_sub(spent));
+        let lifetime_ms = millis(token.lifetime);
+        let mut plain = secrecy::zeroize::Zeroizing::new(lifetime_ms.to_be_bytes().to_vec());
         plain.extend_from_slice(token.access_token.expose_secret().as_bytes());
         let sealed: Arc<[u8]> = self.seal.seal(&plain)?.into();
         let (key, value) = (self.value_key.clone(), sealed.clone());
@@ -290,12 +317,12 @@ impl TokenLink {
     }
 }
 
-/// The token lock, held until dropped.
-struct Held<'a>(&'a TokenLink);
+/// The token lock, held (with this value) until dropped.
+struct Held<'a>(&'a TokenLink, String);
 
 impl Drop for Held<'_> {
     fn drop(&mut self) {
-        self.0.release();
+        self.0.release(std::mem::take(&mut self.1));
     }
 }
 

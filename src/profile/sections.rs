@@ -14,8 +14,8 @@ use url::Url;
 use super::secret::SecretSource;
 pub(crate) use super::values::parse_header_name;
 use super::values::{
-    deserialize_auth_header, deserialize_header_name, deserialize_opt_url, deserialize_url,
-    duration,
+    deserialize_auth_header, deserialize_header_name, deserialize_opt_header_name,
+    deserialize_opt_url, deserialize_url, duration,
 };
 
 /// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
@@ -70,6 +70,9 @@ pub(crate) struct Retry {
     #[serde(with = "duration")]
     pub(crate) max_retry_after: Duration,
     pub(crate) budget_percent: u32,
+    /// A header in which the server says whether its error is worth retrying.
+    #[serde(deserialize_with = "deserialize_opt_header_name")]
+    pub(crate) hint_header: Option<HeaderName>,
 }
 
 impl Default for Retry {
@@ -84,6 +87,7 @@ impl Default for Retry {
             auto_idempotency_key: false,
             max_retry_after: Duration::from_secs(60),
             budget_percent: 20,
+            hint_header: None,
         }
     }
 }

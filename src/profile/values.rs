@@ -58,6 +58,12 @@ pub(super) fn deserialize_header_name<'de, D: Deserializer<'de>>(
     parse_header_name(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+pub(super) fn deserialize_opt_header_name<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<HeaderName>, D::Error> {
+    deserialize_header_name(d).map(Some)
+}
+
 /// `auth.header`. Inside `[auth]` (an enum chosen by `type`) the error path stops at `auth`, so
 /// the message names its own key.
 pub(super) fn deserialize_auth_header<'de, D: Deserializer<'de>>(

@@ -47,3 +47,38 @@ pub(crate) fn ensure_idempotency_key(
     }
     false
 }
+
+/// The value of `retry.hint_header` (`Stripe-Should-Retry`, `x-should-retry`): `true` or
+/// `false`, ignoring case and surrounding space. Anything else is no hint.
+pub(crate) fn parse_hint(value: &[u8]) -> Option<bool> {
+    let value = value.trim_ascii();
+    if value.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_hint_is_true_or_false_and_anything_else_is_none() {
+        for (value, hint) in [
+            (&b"true"[..], Some(true)),
+            (b" TRUE ", Some(true)),
+            (b"false", Some(false)),
+            (b"False\t", Some(false)),
+            (b"", None),
+            (b"1", None),
+            (b"yes", None),
+            (b"true; really", None),
+            (b"\xff\xfe", None),
+        ] {
+            assert_eq!(parse_hint(value), hint, "{value:?}");
+        }
+    }
+}

@@ -18,6 +18,9 @@ pub(crate) enum Outcome {
         status: StatusCode,
         /// The parsed `Retry-After`, if the response had a valid one.
         retry_after: Option<Duration>,
+        /// The server's own verdict in `retry.hint_header` (`true`: worth retrying, `false`:
+        /// final), on an error status.
+        hint: Option<bool>,
     },
     /// The attempt failed before a response head arrived.
     Failed { kind: ErrorKind, delivery: Delivery },
@@ -33,6 +36,12 @@ pub(crate) struct Attempt<'a> {
     pub(crate) outcome: Outcome,
     /// Until the call's total deadline.
     pub(crate) time_left: Duration,
+    /// The caller vouched that the request is replay-safe (`RequestBuilder::idempotent`).
+    pub(crate) vouched: bool,
+    /// This call's own `max_attempts`, replacing the profile's.
+    pub(crate) max_attempts: Option<u32>,
+    /// The body can be sent again (false once a streamed body was read from).
+    pub(crate) resendable: bool,
 }
 
 /// What to do next.
@@ -127,6 +136,10 @@ impl RetryPolicy {
     /// Whether `outcome` is worth another attempt at all.
     fn is_retryable(&self, outcome: &Outcome, has_key: bool) -> bool {
         match *outcome {
+            // The server knows best whether its error is transient; replay safety still rules.
+            Outcome::Response {
+                hint: Some(hint), ..
+            } => hint,
             Outcome::Response { status, .. } => {
                 self.retry_on_status.contains(&status.as_u16())
                     // A keyed request answered 409 collided with its own first attempt, still
@@ -155,6 +168,7 @@ impl RetryPolicy {
         if let Outcome::Response {
             status,
             retry_after: Some(wait),
+            ..
         } = attempt.outcome
             && asks_to_slow_down(status)
             && wait > self.max_retry_after
@@ -168,10 +182,11 @@ impl RetryPolicy {
             Outcome::Response { .. } => Delivery::MaybeReceived,
             Outcome::Failed { delivery, .. } => delivery,
         };
-        if !replay::is_replay_safe(attempt.method, attempt.has_idempotency_key, delivery) {
+        let vouched = attempt.has_idempotency_key || attempt.vouched;
+        if !attempt.resendable || !replay::is_replay_safe(attempt.method, vouched, delivery) {
             return Decision::Stop(StopReason::NotReplaySafe);
         }
-        if attempt.number >= self.max_attempts {
+        if attempt.number >= attempt.max_attempts.unwrap_or(self.max_attempts) {
             return Decision::Stop(StopReason::AttemptsExhausted);
         }
         let asked = match attempt.outcome {
@@ -213,6 +228,9 @@ mod tests {
             has_idempotency_key: key,
             outcome,
             time_left: Duration::from_secs(60),
+            vouched: false,
+            max_attempts: None,
+            resendable: true,
         }
     }
 
@@ -220,6 +238,7 @@ mod tests {
         Outcome::Response {
             status: StatusCode::from_u16(code).expect("status"),
             retry_after: None,
+            hint: None,
         }
     }
 
@@ -268,6 +287,7 @@ mod tests {
         let outcome = Outcome::Response {
             status: StatusCode::TOO_MANY_REQUESTS,
             retry_after: Some(Duration::from_secs(7)),
+            hint: None,
         };
         assert_eq!(
             decide(&attempt(&Method::GET, false, outcome)),
@@ -282,6 +302,7 @@ mod tests {
         let outcome = Outcome::Response {
             status: StatusCode::SERVICE_UNAVAILABLE,
             retry_after: Some(Duration::from_secs(120)),
+            hint: None,
         };
         let stop = decide(&attempt(&Method::GET, false, outcome));
         assert_eq!(
@@ -294,6 +315,7 @@ mod tests {
         let outcome = Outcome::Response {
             status: StatusCode::TOO_MANY_REQUESTS,
             retry_after: Some(Duration::from_secs(10)),
+            hint: None,
         };
         let mut a = attempt(&Method::GET, false, outcome);
         a.time_left = Duration::from_secs(5);

@@ -52,8 +52,20 @@ pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Re
         http.response.status_code = tracing::field::Empty,
         http.request.resend_count = tracing::field::Empty,
         outbound.attempts = tracing::field::Empty,
+        outbound.max_attempts = tracing::field::Empty,
+        outbound.idempotent = tracing::field::Empty,
         error.type = tracing::field::Empty,
     )
+}
+
+/// Records a call's own retry policy on its span, when it set one.
+pub(crate) fn call_policy(span: &Span, policy: &crate::request::CallPolicy) {
+    if let Some(max) = policy.max_attempts {
+        span.record("outbound.max_attempts", max);
+    }
+    if policy.idempotent {
+        span.record("outbound.idempotent", true);
+    }
 }
 
 /// Records how a call ended: span fields, one DEBUG event, and the call metrics.

@@ -20,23 +20,40 @@ const INSTALL_HINT: &str = "the fleet tests need a real `redis-server` on PATH: 
 impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers.
     pub fn start() -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("outbound-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("redis dir");
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-        };
-        server.spawn();
-        server
+        // A port found free may be taken by another test before the server binds it: then the
+        // server exits, and another port is tried.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let dir =
+                std::env::temp_dir().join(format!("outbound-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("redis dir");
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir,
+            };
+            if server.try_spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server could not bind a free loopback port in 5 tries");
     }
 
     fn spawn(&mut self) {
+        for _ in 0..20 {
+            if self.try_spawn() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("redis-server could not bind port {} again", self.port);
+    }
+
+    /// Starts the server on `self.port`; false if it exited (the port was taken).
+    fn try_spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -48,7 +65,16 @@ impl RedisServer {
             .unwrap_or_else(|e| panic!("cannot start redis-server ({e}): {INSTALL_HINT}"));
         self.child = Some(child);
         let started = Instant::now();
-        while !self.answers() {
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && matches!(child.try_wait(), Ok(Some(_)))
+            {
+                self.child = None;
+                return false;
+            }
+            if self.answers() && self.is_ours() {
+                return true;
+            }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "redis-server did not answer on port {} within 10 s",
@@ -56,6 +82,19 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Whether the server on the port is the process this started.
+    fn is_ours(&self) -> bool {
+        let info: String = redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("INFO").arg("server").query(&mut c))
+            .unwrap_or_default();
+        let pid = self.child.as_ref().map(Child::id);
+        info.lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            == pid
     }
 
     fn answers(&self) -> bool {
