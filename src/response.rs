@@ -224,14 +224,17 @@ impl Response {
     /// # Ok(()) }
     /// ```
     pub fn bytes_stream(self) -> impl futures_util::Stream<Item = Result<Bytes>> + Send + Unpin {
-        Box::pin(futures_util::stream::unfold(Some(self), |state| async move {
-            let mut response = state?;
-            match response.chunk().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
-                Ok(None) => None,
-                Err(err) => Some((Err(err), None)),
-            }
-        }))
+        Box::pin(futures_util::stream::unfold(
+            Some(self),
+            |state| async move {
+                let mut response = state?;
+                match response.chunk().await {
+                    Ok(Some(chunk)) => Some((Ok(chunk), Some(response))),
+                    Ok(None) => None,
+                    Err(err) => Some((Err(err), None)),
+                }
+            },
+        ))
     }
 
     /// A response to HEAD, a 204, a 304 or a 1xx has no body, whatever `Content-Length` says
