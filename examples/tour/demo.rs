@@ -14,6 +14,13 @@ pub(crate) async fn demo_api() -> TestServer {
     let search = AtomicUsize::new(0);
     let outage_over = std::sync::atomic::AtomicBool::new(false);
     let tokens = Tokens::default();
+    let uploads = AtomicUsize::new(0);
+    let signed = std::sync::Mutex::new(Vec::new());
+    let export: Vec<u8> = b"id,amount\n"
+        .iter()
+        .chain(b"1,20.00\n".repeat(1 << 20).iter())
+        .copied()
+        .collect();
     TestServer::start(move |request| match request.path() {
         "/oauth/token" => tokens.issue(),
         "/v1/me" if tokens.is_valid(request.header("authorization")) => {
@@ -52,6 +59,13 @@ pub(crate) async fn demo_api() -> TestServer {
             Reply::status(503).header("retry-after", "1")
         }
         "/v1/search" => Reply::json(200, r#"{"results":[]}"#),
+        "/v1/files" if uploads.fetch_add(1, Ordering::SeqCst) == 0 => Reply::status(503),
+        "/v1/files" => Reply::json(
+            201,
+            &format!(r#"{{"received_bytes":{}}}"#, request.body.len()),
+        ),
+        "/v1/exports/2024.csv" => Reply::ok(export.clone()),
+        "/v1/signed" => crate::calls::verify_signature(request, &signed),
         "/v1/contacts/42" => Reply::json(200, r#"{"id":42,"name":"Ada Lovelace","plan":"pro"}"#),
         "/v1/reports/slow" => Reply::Stall,
         "/v1/export" => Reply::ok(vec![b'x'; 4 * 1024 * 1024]),

@@ -9,6 +9,7 @@ mod server;
 #[path = "../../tests/support/trace.rs"]
 mod trace;
 
+mod calls;
 mod demo;
 
 use anyhow::ensure;
@@ -343,6 +344,9 @@ async fn main() -> anyhow::Result<()> {
         !text.contains("sk_live_51Hx9"),
         "the key leaked into the log"
     );
+
+    step(11, "Uploads, streamed downloads, signed requests");
+    calls::tour(&api.origin()).await?;
 
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
     Ok(())
