@@ -259,6 +259,11 @@ impl Client {
             } else {
                 None
             };
+            // Before the hook, so that a signature can cover it.
+            #[cfg(feature = "opentelemetry")]
+            if s.settings.propagate_trace_context {
+                telemetry::trace_context::inject(&mut hop.headers);
+            }
             if let Some(hook) = &s.hook {
                 let mut request = crate::hook::AttemptRequest {
                     method: &hop.method,

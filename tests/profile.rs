@@ -402,3 +402,13 @@ fn a_fleet_profile_is_refused_by_a_build_without_the_fleet_feature() {
         "{shown}"
     );
 }
+
+#[cfg(not(feature = "opentelemetry"))]
+#[test]
+fn trace_context_propagation_needs_the_opentelemetry_feature() {
+    let err = outbound::Profiles::from_toml_str(
+        "[crm]\nbase_url = \"https://api.crm.example\"\npropagate_trace_context = true\n",
+    )
+    .expect_err("no silent no-op");
+    assert!(err.to_string().contains("propagate_trace_context"), "{err}");
+}

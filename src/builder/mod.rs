@@ -111,6 +111,16 @@ impl ClientBuilder {
         self
     }
 
+    /// Sends a W3C `traceparent` naming the call's span on every attempt, so a partner's traces
+    /// join yours; never `baggage` or `tracestate`. Needs the `opentelemetry` feature and a
+    /// `tracing-opentelemetry` layer in the subscriber (without one, nothing is sent). Profile
+    /// key: `propagate_trace_context`. Default: false: third parties do not need your trace
+    /// ids.
+    pub fn propagate_trace_context(mut self, propagate: bool) -> ClientBuilder {
+        self.settings.propagate_trace_context = propagate;
+        self
+    }
+
     /// Which proxy to use. Profile key: `proxy`. Default: [`Proxy::System`].
     pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
         self.settings.proxy = proxy;

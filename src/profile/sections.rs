@@ -323,6 +323,9 @@ pub(crate) struct Settings {
     pub(crate) max_response_bytes: u64,
     #[serde(default)]
     pub(crate) follow_redirects: bool,
+    /// Send a W3C `traceparent` on every attempt (feature `opentelemetry`).
+    #[serde(default)]
+    pub(crate) propagate_trace_context: bool,
     #[serde(default)]
     pub(crate) proxy: Proxy,
     #[serde(default)]
@@ -358,6 +361,7 @@ impl Default for Settings {
             allow_insecure_http: false,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             follow_redirects: false,
+            propagate_trace_context: false,
             proxy: Proxy::System,
             timeouts: Timeouts::default(),
             retry: Retry::default(),

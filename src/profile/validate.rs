@@ -201,6 +201,13 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
         }
     }
 
+    if s.propagate_trace_context && !cfg!(feature = "opentelemetry") {
+        return err(
+            "propagate_trace_context",
+            "needs outbound's `opentelemetry` feature (features = [\"opentelemetry\"])".into(),
+        );
+    }
+
     if let Some(fleet) = &s.fleet {
         super::fleet::validate(profile, fleet, s.rate_limit.as_ref())?;
     }

@@ -29,6 +29,8 @@ use crate::retry::{Attempt, Outcome, StopReason};
 #[cfg(feature = "fleet")]
 pub(crate) mod fleet;
 mod labels;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod trace_context;
 
 use labels::method_label;
 pub(crate) use labels::{Labels, metric};
