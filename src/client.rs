@@ -360,7 +360,11 @@ impl Client {
                         sent,
                         stop.note(),
                     )
-                    .with_max_bytes(policy.max_response_bytes);
+                    .with_max_bytes(policy.max_response_bytes)
+                    .with_retry_after(match outcome {
+                        retry::Outcome::Response { retry_after, .. } => retry_after,
+                        retry::Outcome::Failed { .. } => None,
+                    });
                     // The caller is told what the server asked, saturated like every wait here:
                     // `u64::MAX` seconds must not hand the caller a `Duration` that panics when
                     // added to an `Instant`.

@@ -41,6 +41,8 @@ pub struct Response {
     read: u64,
     /// `chunk` has started reading (and checked `Content-Length`).
     streaming: bool,
+    /// The server's `Retry-After` on a 429 or 503, kept for `error_for_status`.
+    retry_after: Option<std::time::Duration>,
 }
 
 /// What reading a body needs from the client.
@@ -67,6 +69,7 @@ impl Response {
             max_bytes: ctx.max_bytes,
             read: 0,
             streaming: false,
+            retry_after: None,
             inner,
             method,
             url,
@@ -75,6 +78,15 @@ impl Response {
             attempts,
             note,
         }
+    }
+
+    /// The `Retry-After` a 429 or 503 carried (saturated like every wait here), for the error
+    /// `error_for_status` makes of it.
+    pub(crate) fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Response {
+        if crate::retry::asks_to_slow_down(self.status()) {
+            self.retry_after = wait.map(|w| w.min(transport::FAR_FUTURE));
+        }
+        self
     }
 
     /// This call's own `max_response_bytes`, if it set one.
@@ -114,7 +126,12 @@ impl Response {
     pub fn error_for_status(self) -> Result<Response> {
         let status = self.status();
         if status.is_client_error() || status.is_server_error() {
-            Err(self.error(ErrorKind::Status, None).with_note(self.note))
+            let err = self.error(ErrorKind::Status, None).with_note(self.note);
+            Err(match self.retry_after {
+                // A 429 or 503 out of attempts still says when to come back.
+                Some(wait) => err.with_retry_after(wait),
+                None => err,
+            })
         } else {
             Ok(self)
         }

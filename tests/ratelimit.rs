@@ -313,3 +313,33 @@ async fn retry_after_past_the_cap_is_rate_limited_on_the_last_attempt_and_for_a_
     );
     assert_eq!(server.hits(), 1);
 }
+
+#[tokio::test]
+async fn error_for_status_on_a_429_out_of_attempts_keeps_retry_after() {
+    let server = TestServer::always(Reply::status(429).header("Retry-After", "1")).await;
+    let err = support::client_for(&server)
+        .max_attempts(1)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect("answered")
+        .error_for_status()
+        .expect_err("429");
+    assert!(err.is_status(), "{err}");
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(1)));
+
+    let server = TestServer::always(Reply::status(500).header("Retry-After", "1")).await;
+    let err = support::client_for(&server)
+        .max_attempts(1)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect("answered")
+        .error_for_status()
+        .expect_err("500");
+    assert_eq!(err.retry_after(), None, "only 429 and 503 ask to come back later");
+}
