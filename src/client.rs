@@ -220,6 +220,8 @@ impl Client {
             follow: s.settings.follow_redirects,
             isolated: &s.isolated,
             origins: &s.origins,
+            credentials: &s.credentials,
+            scope: &s.credential_scope,
         };
 
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,

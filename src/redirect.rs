@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use http::{HeaderMap, Method, StatusCode, header};
 use url::Url;
 
+use crate::auth::{Credentials, Scope};
 use crate::body::Body;
 use crate::error::{Error, ErrorKind};
 use crate::gate::OriginGate;
@@ -43,6 +44,9 @@ pub(crate) struct Wire<'a> {
     pub(crate) isolated: &'a AtomicBool,
     /// Per-origin breakers and pacing, which every later hop passes too.
     pub(crate) origins: &'a PerOrigin<Origin>,
+    /// An API key in a query parameter goes on every hop its scope covers, and no other.
+    pub(crate) credentials: &'a Credentials,
+    pub(crate) scope: &'a Scope,
 }
 
 /// How one attempt ended, after any redirects: what its last hop got, and where that hop went.
@@ -189,6 +193,11 @@ fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Re
         }
     } else {
         hop.url = next;
+    }
+    // A Location that dropped the query (or a hop back from another origin) still carries the
+    // key where the key belongs.
+    if wire.scope.covers(&hop.url) {
+        wire.credentials.restore_query(&mut hop.url);
     }
     Ok(())
 }

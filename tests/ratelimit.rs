@@ -341,5 +341,9 @@ async fn error_for_status_on_a_429_out_of_attempts_keeps_retry_after() {
         .expect("answered")
         .error_for_status()
         .expect_err("500");
-    assert_eq!(err.retry_after(), None, "only 429 and 503 ask to come back later");
+    assert_eq!(
+        err.retry_after(),
+        None,
+        "only 429 and 503 ask to come back later"
+    );
 }

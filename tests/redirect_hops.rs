@@ -240,3 +240,40 @@ async fn a_redirect_to_an_origin_whose_breaker_is_open_fails_fast() {
         "the open target was called through a redirect"
     );
 }
+
+#[tokio::test]
+async fn a_query_api_key_goes_on_every_hop_to_the_base_origin_and_no_other() {
+    // The other origin sends the client back to the base origin, without the key.
+    let home = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let back = home.clone();
+    let other = TestServer::start(move |_| Reply::redirect(302, &back.lock().expect("lock"))).await;
+    let other_origin = other.origin();
+    let server = TestServer::start(move |r| match r.path() {
+        "/v1/start" => Reply::redirect(302, "/v1/next"),
+        "/v1/next" => Reply::redirect(302, &format!("{other_origin}/elsewhere?keep=1")),
+        _ => Reply::ok(""),
+    })
+    .await;
+    *home.lock().expect("lock") = server.url("/v1/back?page=2");
+    let client = client_for(&server)
+        .follow_redirects(true)
+        .api_key_query_param("api_key", SecretString::from("k-3f9a"))
+        .build()
+        .expect("client");
+    client.get("/v1/start").send().await.expect("followed");
+    let targets: Vec<_> = server.requests().iter().map(|r| r.target.clone()).collect();
+    assert_eq!(targets[0], "/v1/start?api_key=k-3f9a");
+    assert_eq!(
+        targets[1], "/v1/next?api_key=k-3f9a",
+        "a same-origin Location without the key"
+    );
+    assert_eq!(
+        other.requests()[0].target,
+        "/elsewhere?keep=1",
+        "never to another origin"
+    );
+    assert_eq!(
+        targets[2], "/v1/back?page=2&api_key=k-3f9a",
+        "back home, the key again"
+    );
+}

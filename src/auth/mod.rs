@@ -216,6 +216,22 @@ impl Credentials {
         Ok(None)
     }
 
+    /// Puts an API key carried in a query parameter on `url` (once, replacing any value the
+    /// server's `Location` put there). Other credentials travel in headers.
+    pub(crate) fn restore_query(&self, url: &mut Url) {
+        let Credentials::Query { param, secret } = self else {
+            return;
+        };
+        let others: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| name != param.as_str())
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        let mut pairs = url.query_pairs_mut();
+        pairs.clear().extend_pairs(others);
+        pairs.append_pair(param, secret.expose_secret());
+    }
+
     /// After a 401: forget `token` (if still current) so the next call fetches a new one.
     pub(crate) fn invalidate(&self, token: &Token) {
         if let Credentials::OAuth(cache) = self {
