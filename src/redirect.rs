@@ -231,6 +231,8 @@ mod tests {
                 breaker: None,
                 limiter: crate::ratelimit::Limiter::new(name.to_owned(), None),
             }),
+            credentials: &Credentials::None,
+            scope: &Scope::new(&base, None),
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "Bearer t".parse().expect("value"));
