@@ -34,6 +34,7 @@ pub(crate) fn classify(
             } else {
                 Delivery::MaybeReceived
             },
+            permanent: err.is_permanent(),
         },
     }
 }

@@ -138,6 +138,8 @@ struct Inner {
     note: Option<&'static str>,
     /// The failure proves the server never received the request.
     never_sent: bool,
+    /// Trying again meets the same cause (a certificate the client refuses): never retried.
+    permanent: bool,
 }
 
 impl Error {
@@ -154,6 +156,7 @@ impl Error {
                 attempts: 0,
                 note: None,
                 never_sent: false,
+                permanent: false,
             }),
         }
     }
@@ -210,6 +213,16 @@ impl Error {
     pub(crate) fn with_never_sent(mut self) -> Error {
         self.inner.never_sent = true;
         self
+    }
+
+    pub(crate) fn with_permanent(mut self, permanent: bool) -> Error {
+        self.inner.permanent = permanent;
+        self
+    }
+
+    /// Whether trying again could not succeed (a refused certificate, no common TLS version).
+    pub(crate) fn is_permanent(&self) -> bool {
+        self.inner.permanent
     }
 
     /// Forgets a never-sent mark: an earlier hop of this attempt was answered, so the request

@@ -74,6 +74,7 @@ mod response;
 mod retry;
 mod shared;
 mod telemetry;
+mod tls_error;
 mod transport;
 
 pub use builder::ClientBuilder;

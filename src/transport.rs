@@ -287,7 +287,14 @@ pub(crate) fn classify(e: reqwest::Error, timeouts: &Timeouts) -> Error {
             "the connection failed during the exchange".to_owned(),
         )
     };
-    let err = Error::new(kind).with_detail(detail);
+    // A handshake failure says why, and whether a retry could help.
+    let tls = crate::tls_error::cause(&e);
+    let err = match tls {
+        Some(cause) => Error::new(kind)
+            .with_detail(cause.text)
+            .with_permanent(cause.permanent),
+        None => Error::new(kind).with_detail(detail),
+    };
     // reqwest reports refused connections, DNS and TLS handshake failures (and connect
     // timeouts) as connect errors: the request itself was never written.
     let err = if e.is_connect() {

@@ -146,3 +146,117 @@ async fn unusable_tls_files_are_config_errors_naming_the_key() {
     );
     assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
 }
+
+// ===== handshake failures say why, and those a retry cannot fix are not retried =====
+
+/// A client that would retry (3 attempts, no delay to speak of).
+fn retrying(server: &TlsServer) -> ClientBuilder {
+    Client::builder()
+        .base_url(server.url())
+        .proxy(outbound::Proxy::None)
+        .initial_backoff(std::time::Duration::from_millis(1))
+}
+
+#[tokio::test]
+async fn refused_server_certificates_name_the_cause_and_are_not_retried() {
+    let pki = Pki::new("causes");
+    let stranger = Pki::new("stranger");
+    let cases = [
+        (
+            stranger.leaf("server", "127.0.0.1"),
+            "not trusted (unknown issuer)",
+        ),
+        (
+            pki.leaf("server", "other.example"),
+            "not valid for this host name",
+        ),
+        (pki.expired_leaf("server", "127.0.0.1"), "has expired"),
+    ];
+    for (leaf, cause) in cases {
+        let server = TlsServer::start(server_config(&leaf, &[&TLS13, &TLS12], None)).await;
+        let err = retrying(&server)
+            .tls_ca_file(pki.ca_file())
+            .build()
+            .expect("client")
+            .get("/")
+            .send()
+            .await
+            .expect_err(cause);
+        assert!(err.is_connect(), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains(cause), "{shown}");
+        assert!(
+            !shown.contains("other.example"),
+            "no name from the certificate: {shown}"
+        );
+        assert_eq!(
+            err.attempts(),
+            1,
+            "{cause}: a retry meets the same certificate"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_common_protocol_version_is_named_and_not_retried() {
+    let pki = Pki::new("version-cause");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let server = TlsServer::start(server_config(&leaf, &[&TLS12], None)).await;
+    let err = retrying(&server)
+        .tls_ca_file(pki.ca_file())
+        .tls_min_version(TlsVersion::Tls13)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect_err("TLS 1.2 only");
+    assert!(err.to_string().contains("protocol version"), "{err}");
+    assert_eq!(err.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_required_client_certificate_is_named_and_not_retried() {
+    let pki = Pki::new("mtls-cause");
+    let leaf = pki.leaf("server", "127.0.0.1");
+    let server =
+        TlsServer::start(server_config(&leaf, &[&TLS13, &TLS12], Some(pki.ca_der()))).await;
+    let err = retrying(&server)
+        .tls_ca_file(pki.ca_file())
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect_err("no client certificate");
+    assert!(err.to_string().contains("client certificate"), "{err}");
+    assert_eq!(err.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_connection_closed_during_the_handshake_is_still_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let err = Client::builder()
+        .base_url(format!("https://{addr}"))
+        .proxy(outbound::Proxy::None)
+        .initial_backoff(std::time::Duration::from_millis(1))
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect_err("closed");
+    assert_eq!(err.attempts(), 3, "{err}");
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

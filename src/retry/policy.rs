@@ -23,7 +23,12 @@ pub(crate) enum Outcome {
         hint: Option<bool>,
     },
     /// The attempt failed before a response head arrived.
-    Failed { kind: ErrorKind, delivery: Delivery },
+    Failed {
+        kind: ErrorKind,
+        delivery: Delivery,
+        /// The same cause would fail a retry (a refused certificate).
+        permanent: bool,
+    },
 }
 
 /// One finished attempt of a call.
@@ -146,6 +151,9 @@ impl RetryPolicy {
                     // in flight on the server; 422 (key reused with another payload) is final.
                     || (has_key && status == StatusCode::CONFLICT)
             }
+            Outcome::Failed {
+                permanent: true, ..
+            } => false,
             Outcome::Failed { kind, .. } => {
                 matches!(
                     kind,
@@ -267,6 +275,7 @@ mod tests {
         let refused = Outcome::Failed {
             kind: ErrorKind::Connect,
             delivery: Delivery::NeverSent,
+            permanent: false,
         };
         assert!(matches!(
             decide(&attempt(&Method::POST, false, refused)),
@@ -275,6 +284,7 @@ mod tests {
         let reset = Outcome::Failed {
             kind: ErrorKind::Request,
             delivery: Delivery::MaybeReceived,
+            permanent: false,
         };
         assert_eq!(
             decide(&attempt(&Method::POST, false, reset)),

@@ -32,6 +32,11 @@ impl Pki {
     pub fn new(name: &str) -> Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // Each CA its own name, so a stranger's certificate has an unknown issuer.
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("outbound test CA {name}"),
+        );
         let ca =
             CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
         let dir = std::env::temp_dir().join(format!("outbound-tls-{name}-{}", std::process::id()));
@@ -51,11 +56,21 @@ impl Pki {
 
     /// A certificate for `san` (an IP address or a DNS name) signed by the CA.
     pub fn leaf(&self, name: &str, san: &str) -> Leaf {
+        let params = CertificateParams::new(vec![san.to_owned()]).expect("params");
+        self.sign(name, params)
+    }
+
+    /// A certificate for `san` that expired in 2021.
+    pub fn expired_leaf(&self, name: &str, san: &str) -> Leaf {
+        let mut params = CertificateParams::new(vec![san.to_owned()]).expect("params");
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        self.sign(name, params)
+    }
+
+    fn sign(&self, name: &str, params: CertificateParams) -> Leaf {
         let key = KeyPair::generate().expect("key");
-        let cert = CertificateParams::new(vec![san.to_owned()])
-            .expect("params")
-            .signed_by(&key, &self.ca)
-            .expect("sign");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
         let cert_file = self.dir.join(format!("{name}.pem"));
         let key_file = self.dir.join(format!("{name}.key"));
         std::fs::write(&cert_file, cert.pem()).expect("write cert");
