@@ -41,18 +41,19 @@ pub(crate) fn classify(
 
 /// Step 7, record: the breaker's verdict and a pause the server asked for, against the origin of
 /// the last hop, whether it answered or failed. When that is a redirect target, the first origin
-/// answered (with the redirect), which is a success for its breaker. A retry (`retried`) that
+/// answered (with the redirect), which is a success for its breaker. A retry paid from the
+/// budget (`paid`) that
 /// succeeded gives its cost back to the call's retry budget.
 pub(crate) fn record(
     origins: &PerOrigin<Origin>,
     origin: &Arc<Origin>,
     permit: Option<Permit>,
     attempted: &Attempted,
-    (outcome, retried): (Outcome, bool),
+    (outcome, paid): (Outcome, bool),
     max_retry_after: Duration,
 ) {
     let verdict = Verdict::of(&outcome);
-    if retried && verdict == Some(Verdict::Success) {
+    if paid && verdict == Some(Verdict::Success) {
         origin.budget.refund();
     }
     let answered_by = if attempted.redirected {

@@ -227,6 +227,11 @@ impl Client {
         // `number` counts attempts for the retry policy; `sent` counts requests on the wire,
         // which is what `attempts()` reports (it includes a resend after a 401).
         let (mut number, mut sent) = (1, 0);
+        // Whether this attempt is a retry paid from the budget (a 429's retry is not): only
+        // those give their cost back when they succeed.
+        let mut paid = false;
+        // The status the call last saw, for an error that ends it before another answer.
+        let mut last_status = None;
         let mut waited = Duration::ZERO;
         let mut resent_after_unauthorized = false;
         loop {
@@ -234,7 +239,9 @@ impl Client {
 
             // 2. circuit breaker: fail fast before waiting for anything
             if let Some(breaker) = &origin.breaker {
-                breaker.check().map_err(|e| fail(e, sent))?;
+                breaker
+                    .check()
+                    .map_err(|e| with_status(fail(e, sent), last_status))?;
             }
 
             // 3. rate limiter
@@ -283,7 +290,11 @@ impl Client {
             // taken only now.
             self.check_isolation().map_err(|e| fail(e, sent))?;
             let permit = match &origin.breaker {
-                Some(breaker) => Some(breaker.permit().map_err(|e| fail(e, sent))?),
+                Some(breaker) => Some(
+                    breaker
+                        .permit()
+                        .map_err(|e| with_status(fail(e, sent), last_status))?,
+                ),
                 None => None,
             };
 
@@ -298,6 +309,10 @@ impl Client {
             let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
             let attempted = redirect::send(&wire, hop, &mut timer).await;
 
+            if let Ok(response) = &attempted.result {
+                last_status = Some(response.status());
+            }
+
             // 6. classify, 7. record (against the origin of the last hop)
             let outcome =
                 attempt::classify(&attempted.result, s.settings.retry.hint_header.as_ref());
@@ -306,7 +321,7 @@ impl Client {
                 &origin,
                 permit,
                 &attempted,
-                (outcome, number > 1),
+                (outcome, paid),
                 s.settings.retry.max_retry_after,
             );
 
@@ -341,6 +356,13 @@ impl Client {
             telemetry::attempt_finished(&attempt, waited, finished - attempt_started);
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
+                    paid = !matches!(
+                        outcome,
+                        retry::Outcome::Response {
+                            status: http::StatusCode::TOO_MANY_REQUESTS,
+                            ..
+                        }
+                    );
                     telemetry::retry_scheduled(&attempt, after, &origin.labels);
                     drop(attempted);
                     tokio::time::sleep(after).await;
@@ -380,6 +402,14 @@ impl Client {
                 Err(err) => Err(err.with_attempts(sent).with_note(stop.note())),
             };
         }
+    }
+}
+
+/// `err` with the status the call last saw, if it saw one.
+fn with_status(err: Error, status: Option<http::StatusCode>) -> Error {
+    match status {
+        Some(status) => err.with_status(status),
+        None => err,
     }
 }
 

@@ -218,3 +218,24 @@ async fn a_burst_of_429s_never_opens_the_breaker() {
         .expect("the breaker is closed");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn a_call_refused_by_the_breaker_mid_retry_reports_the_status_it_last_saw() {
+    let server = TestServer::always(Reply::status(503)).await;
+    let err = support::client_for(&server)
+        .initial_backoff(std::time::Duration::from_millis(1))
+        .circuit_breaker_minimum_requests(1)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect_err("the breaker opened after the first 503");
+    assert!(err.is_circuit_open(), "{err}");
+    assert_eq!(
+        err.status(),
+        Some(outbound::StatusCode::SERVICE_UNAVAILABLE),
+        "{err}"
+    );
+    assert_eq!(err.attempts(), 1);
+}

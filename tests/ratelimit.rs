@@ -347,3 +347,44 @@ async fn error_for_status_on_a_429_out_of_attempts_keeps_retry_after() {
         "only 429 and 503 ask to come back later"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_headerless_429s_pauses_the_origin_and_the_calls_succeed_once_paced() {
+    // As nginx's limit_req answers: 429, no Retry-After, no quota headers, for a second.
+    let started = std::time::Instant::now();
+    let server = TestServer::start(move |_| {
+        if started.elapsed() < Duration::from_secs(1) {
+            Reply::status(429)
+        } else {
+            Reply::ok("")
+        }
+    })
+    .await;
+    let client = support::client_for(&server).build().expect("client");
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get(format!("/v1/items/{i}")).send().await })
+        })
+        .collect();
+    for call in calls {
+        let response = call
+            .await
+            .expect("task")
+            .expect("never the breaker, never an error");
+        assert_eq!(
+            response.status(),
+            200,
+            "after {} attempts",
+            response.attempts()
+        );
+    }
+    // One 429 per call at most before the pause, then one success each.
+    assert!(server.hits() <= 40 * 2 + 5, "{} requests", server.hits());
+    // The breaker never opened: another endpoint answers at once.
+    client
+        .get("/v1/other")
+        .send()
+        .await
+        .expect("other endpoint");
+}

@@ -16,7 +16,7 @@
 mod headers;
 mod scope;
 
-use scope::{Recent, Scope};
+use scope::{HeaderlessBackoff, Recent, Scope};
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -39,8 +39,9 @@ pub(crate) struct Limiter {
     origin: Arc<str>,
     quota: Option<DefaultDirectRateLimiter>,
     blocked_until: Mutex<Option<Instant>>,
-    /// Recent answers, to tell a pattern of 429s from isolated ones.
-    recent: Mutex<Recent>,
+    /// Recent answers, to tell a pattern of 429s from isolated ones, and the client's own
+    /// backoff for 429s that say nothing.
+    recent: Mutex<(Recent, HeaderlessBackoff)>,
     /// Fleet mode: the quota and pause shared with the other replicas. `quota` above is then
     /// the fallback for while Redis is unreachable.
     #[cfg(feature = "fleet")]
@@ -72,7 +73,7 @@ impl Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             blocked_until: Mutex::new(None),
-            recent: Mutex::new(Recent::new(Instant::now())),
+            recent: Mutex::new((Recent::new(Instant::now()), HeaderlessBackoff::new())),
             #[cfg(feature = "fleet")]
             fleet: None,
         }
@@ -187,13 +188,18 @@ impl Limiter {
         max_wait: Duration,
     ) {
         let now = Instant::now();
-        let recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .record(now, status == StatusCode::TOO_MANY_REQUESTS);
+        let mut state = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let (recent, backoff) = &mut *state;
+        let counts = recent.record(now, status == StatusCode::TOO_MANY_REQUESTS);
+        if status.is_success() {
+            backoff.reset();
+        }
         let quota_wait = exhausted_for(headers, SystemTime::now());
-        let (wait, reason) = match scope::decide(status, retry_after, quota_wait, recent) {
+        let decided = scope::decide(status, retry_after, quota_wait, counts, || {
+            backoff.pause(now, max_wait)
+        });
+        drop(state);
+        let (wait, reason) = match decided {
             Scope::None => return,
             Scope::Call { wait } => {
                 telemetry::throttled_call(&self.origin, wait);

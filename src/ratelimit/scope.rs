@@ -62,12 +62,14 @@ pub(crate) enum Scope {
 }
 
 /// The rule above. `quota_wait` is what the quota headers say (see `headers`), `recent` the
-/// answers and 429s of the last [`WINDOW`], this one included.
+/// answers and 429s of the last [`WINDOW`], this one included. `own_backoff` is the pause the
+/// client picks for a pattern of 429s that carry no wait at all (see [`HeaderlessBackoff`]).
 pub(crate) fn decide(
     status: StatusCode,
     retry_after: Option<Duration>,
     quota_wait: Option<Duration>,
     recent: Counts,
+    own_backoff: impl FnOnce() -> Option<Duration>,
 ) -> Scope {
     if let Some(wait) = quota_wait {
         return Scope::Origin {
@@ -76,6 +78,17 @@ pub(crate) fn decide(
         };
     }
     let Some(wait) = retry_after else {
+        // 429s that say neither how long nor why, as a pattern: the origin throttles and will
+        // not say for how long, so the client backs off on its own.
+        if status == StatusCode::TOO_MANY_REQUESTS && recent.is_pattern() {
+            return match own_backoff() {
+                Some(wait) => Scope::Origin {
+                    wait,
+                    reason: Reason::Throttling,
+                },
+                None => Scope::None,
+            };
+        }
         return Scope::None;
     };
     match status {
@@ -89,6 +102,43 @@ pub(crate) fn decide(
         },
         StatusCode::TOO_MANY_REQUESTS => Scope::Call { wait },
         _ => Scope::None,
+    }
+}
+
+/// The client's own pause for 429s that carry no wait: about 1 s, doubling while they go on
+/// (once per pause, however many answers of a burst arrive), up to `retry.max_retry_after`;
+/// a success starts over.
+#[derive(Debug)]
+pub(crate) struct HeaderlessBackoff {
+    next: Duration,
+    until: Option<Instant>,
+}
+
+/// The first pause for header-less 429s.
+const HEADERLESS_FIRST: Duration = Duration::from_secs(1);
+
+impl HeaderlessBackoff {
+    pub(crate) fn new() -> HeaderlessBackoff {
+        HeaderlessBackoff {
+            next: HEADERLESS_FIRST,
+            until: None,
+        }
+    }
+
+    /// The pause to start at `now`, or `None` while the last one lasts (the rest of a burst).
+    pub(crate) fn pause(&mut self, now: Instant, max: Duration) -> Option<Duration> {
+        if self.until.is_some_and(|until| now < until) {
+            return None;
+        }
+        let wait = self.next.min(max);
+        self.until = Some(crate::transport::later(now, wait));
+        self.next = wait.saturating_mul(2).min(max);
+        Some(wait)
+    }
+
+    /// A success: the next pattern starts over at about 1 s.
+    pub(crate) fn reset(&mut self) {
+        self.next = HEADERLESS_FIRST;
     }
 }
 
@@ -168,7 +218,13 @@ mod tests {
 
     #[test]
     fn quota_headers_and_503s_pause_the_origin() {
-        let quota = decide(StatusCode::OK, None, Some(SECOND), Counts::default());
+        let quota = decide(
+            StatusCode::OK,
+            None,
+            Some(SECOND),
+            Counts::default(),
+            || None,
+        );
         assert_eq!(
             quota,
             Scope::Origin {
@@ -181,6 +237,7 @@ mod tests {
             Some(SECOND),
             None,
             Counts::default(),
+            || None,
         );
         assert!(matches!(
             unavailable,
@@ -198,10 +255,63 @@ mod tests {
             Some(SECOND),
             None,
             throttled(50, 1),
+            || None,
         );
         assert_eq!(lone, Scope::Call { wait: SECOND });
-        let no_wait = decide(StatusCode::TOO_MANY_REQUESTS, None, None, throttled(3, 3));
-        assert_eq!(no_wait, Scope::None);
+        let no_wait = decide(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            None,
+            throttled(50, 1),
+            || Some(SECOND),
+        );
+        assert_eq!(
+            no_wait,
+            Scope::None,
+            "a lone 429 without a wait changes nothing"
+        );
+    }
+
+    #[test]
+    fn a_pattern_of_429s_without_a_wait_pauses_the_origin_on_the_clients_backoff() {
+        let pattern = decide(
+            StatusCode::TOO_MANY_REQUESTS,
+            None,
+            None,
+            throttled(3, 3),
+            || Some(SECOND),
+        );
+        assert_eq!(
+            pattern,
+            Scope::Origin {
+                wait: SECOND,
+                reason: Reason::Throttling
+            }
+        );
+    }
+
+    #[test]
+    fn the_headerless_backoff_doubles_once_per_pause_and_a_success_resets_it() {
+        let start = Instant::now();
+        let max = Duration::from_secs(5);
+        let mut backoff = HeaderlessBackoff::new();
+        assert_eq!(backoff.pause(start, max), Some(SECOND));
+        // The rest of the burst, inside the pause: no new pause, no doubling.
+        for ms in [1, 10, 999] {
+            assert_eq!(backoff.pause(start + Duration::from_millis(ms), max), None);
+        }
+        let after = start + Duration::from_millis(1_001);
+        assert_eq!(backoff.pause(after, max), Some(2 * SECOND));
+        let after = after + 2 * SECOND;
+        assert_eq!(backoff.pause(after, max), Some(4 * SECOND));
+        let after = after + 4 * SECOND;
+        assert_eq!(
+            backoff.pause(after, max),
+            Some(max),
+            "capped at max_retry_after"
+        );
+        backoff.reset();
+        assert_eq!(backoff.pause(after + max, max), Some(SECOND));
     }
 
     #[test]
@@ -211,6 +321,7 @@ mod tests {
             Some(SECOND),
             None,
             throttled(4, 3),
+            || None,
         );
         assert!(matches!(
             pattern,

@@ -214,7 +214,17 @@ impl RetryPolicy {
                 asked_by_server: asked.is_some_and(|wait| wait >= backoff),
             });
         }
-        if !budget.try_withdraw() {
+        // The budget guards a failing origin against amplified load. A 429 is not a failure:
+        // its retry waits for the server's `Retry-After` or the origin's pause, which pacing
+        // enforces for every call, so it does not draw on the budget.
+        let throttled = matches!(
+            attempt.outcome,
+            Outcome::Response {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                ..
+            }
+        );
+        if !throttled && !budget.try_withdraw() {
             return Decision::Stop(StopReason::BudgetExhausted);
         }
         Decision::Retry { after }
