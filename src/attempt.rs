@@ -1,15 +1,19 @@
-//! Steps 6 and 7: what one attempt's result means. Its [`Outcome`] for the retry policy, and
-//! what it teaches the breaker and the limiter of the origin that answered, which after a
-//! redirect is not always the origin the call went to.
+//! One attempt around the wire: step 4, the request completed before it (credentials, trace
+//! context, the `on_attempt` hook), and steps 6 and 7, what its result means: its [`Outcome`]
+//! for the retry policy, and what it teaches the breaker and the limiter of the origin that
+//! answered, which after a redirect is not always the origin the call went to.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::auth::Token;
 use crate::breaker::{Permit, Verdict};
 use crate::error::Error;
 use crate::origins::{Origin, PerOrigin};
-use crate::redirect::Attempted;
+use crate::redirect::{Attempted, Hop};
 use crate::retry::{self, Delivery, Outcome};
+use crate::shared::Shared;
+use crate::transport::Deadline;
 
 /// Step 6, classify: the outcome of an attempt, as far as retrying is concerned.
 pub(crate) fn classify(
@@ -83,4 +87,40 @@ pub(crate) fn record(
             max_retry_after,
         );
     }
+}
+
+/// Step 4 and what completes a request before the wire: credentials (where their scope
+/// allows), the trace context, then the `on_attempt` hook (which sees both, and whose headers
+/// are masked like the caller's). Returns the OAuth token used, for a 401.
+pub(crate) async fn prepare(
+    s: &Shared,
+    hop: &mut Hop,
+    deadline: Deadline,
+    number: u32,
+) -> Result<Option<Arc<Token>>, Error> {
+    let token = if s.credential_scope.covers(&hop.url) {
+        deadline
+            .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
+            .await
+            .and_then(|applied| applied)?
+    } else {
+        None
+    };
+    // Before the hook, so that a signature can cover it.
+    #[cfg(feature = "opentelemetry")]
+    if s.settings.propagate_trace_context {
+        crate::telemetry::trace_context::inject(&mut hop.headers);
+    }
+    if let Some(hook) = &s.hook {
+        let mut request = crate::hook::AttemptRequest {
+            method: &hop.method,
+            url: &hop.url,
+            headers: &mut hop.headers,
+            body: hop.body.as_ref().and_then(|b| b.as_bytes()).map(|b| &b[..]),
+            number,
+        };
+        crate::hook::run(hook, &mut request)?;
+        s.redactor.mark_sensitive(&mut hop.headers);
+    }
+    Ok(token)
 }

@@ -259,31 +259,9 @@ impl Client {
                 headers: headers.clone(),
                 body: body.clone(),
             };
-            let token = if s.credential_scope.covers(&url) {
-                call_deadline
-                    .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
-                    .await
-                    .and_then(|applied| applied)
-                    .map_err(|e| fail(e, sent))?
-            } else {
-                None
-            };
-            // Before the hook, so that a signature can cover it.
-            #[cfg(feature = "opentelemetry")]
-            if s.settings.propagate_trace_context {
-                telemetry::trace_context::inject(&mut hop.headers);
-            }
-            if let Some(hook) = &s.hook {
-                let mut request = crate::hook::AttemptRequest {
-                    method: &hop.method,
-                    url: &hop.url,
-                    headers: &mut hop.headers,
-                    body: hop.body.as_ref().and_then(|b| b.as_bytes()).map(|b| &b[..]),
-                    number: sent + 1,
-                };
-                crate::hook::run(hook, &mut request).map_err(|e| fail(e, sent))?;
-                s.redactor.mark_sensitive(&mut hop.headers);
-            }
+            let token = attempt::prepare(s, &mut hop, call_deadline, sent + 1)
+                .await
+                .map_err(|e| fail(e, sent))?;
 
             // The waits above can be long: the kill switch and the breaker are asked again
             // right before the wire, and the breaker's permit (a probe slot when half-open) is
