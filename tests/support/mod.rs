@@ -3,6 +3,8 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod metrics;
+#[cfg(feature = "nginx-tests")]
+pub mod nginx;
 #[cfg(feature = "fleet")]
 pub mod redis;
 pub mod server;
