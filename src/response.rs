@@ -294,23 +294,60 @@ impl Response {
         let url = self.ctx.redactor.url(&self.url).to_string();
         let status = self.status();
         let attempts = self.attempts;
+        let decode_error = |detail: String| {
+            Error::new(ErrorKind::Decode)
+                .with_detail(detail)
+                .with_request(&method, url.clone())
+                .with_status(status)
+                .with_attempts(attempts)
+        };
+        // An HTML error page behind a 200 is named as such, before any parsing.
+        if let Some(content_type) = self.headers().get(http::header::CONTENT_TYPE) {
+            let essence = content_type
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let json = essence == "application/json"
+                || essence.ends_with("+json")
+                || essence == "text/json"
+                || essence.is_empty();
+            if !json {
+                return Err(decode_error(format!(
+                    "expected JSON, got {}",
+                    crate::redact::printable(&essence)
+                )));
+            }
+        }
         let bytes = self.bytes().await?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|e| (e.path().to_string(), e.into_inner()))
+            .and_then(|value| {
+                let end = deserializer.end();
+                end.map(|()| value).map_err(|e| (String::new(), e))
+            });
+        value.map_err(|(path, e)| {
             let what = match e.classify() {
                 serde_json::error::Category::Io => "could not be read",
                 serde_json::error::Category::Syntax => "is not valid JSON",
                 serde_json::error::Category::Data => "does not match the expected type",
                 serde_json::error::Category::Eof => "ends before the JSON document does",
             };
-            Error::new(ErrorKind::Decode)
-                .with_detail(format!(
-                    "body {what} (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ))
-                .with_request(&method, url)
-                .with_status(status)
-                .with_attempts(attempts)
+            // The path names fields and indexes only; serde's own message may quote a value.
+            let at = if path == "." || path.is_empty() {
+                String::new()
+            } else {
+                format!(" at {}", crate::redact::printable(&path))
+            };
+            decode_error(format!(
+                "body {what}{at} (line {}, column {})",
+                e.line(),
+                e.column()
+            ))
         })
     }
 

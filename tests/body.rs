@@ -81,7 +81,7 @@ async fn json_decode_error_says_where_without_quoting_the_body() {
     assert!(err.is_decode(), "{err}");
     let shown = format!("{err} {err:?}");
     assert!(
-        shown.contains("does not match the expected type (line 1, column"),
+        shown.contains("does not match the expected type at amount (line 1, column"),
         "{shown}"
     );
     assert!(
@@ -103,4 +103,67 @@ async fn error_for_status_keeps_the_status() {
     assert!(err.is_status());
     assert_eq!(err.status().map(|s| s.as_u16()), Some(503));
     assert!(err.to_string().contains("GET http://127.0.0.1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_decode_error_points_at_the_field_as_a_path() {
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Page {
+        items: Vec<Item>,
+    }
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Item {
+        price: u64,
+    }
+    let body = r#"{"items":[{"price":1},{"price":2},{"price":3},{"price":"4242 4242 4242 4242"}]}"#;
+    let server = TestServer::always(Reply::json(200, body)).await;
+    let err = limited(&server)
+        .get("/items")
+        .send()
+        .await
+        .expect("head")
+        .json::<Page>()
+        .await
+        .expect_err("a string where a number goes");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("at items[3].price"), "{shown}");
+    assert!(!shown.contains("4242"), "{shown}");
+}
+
+#[tokio::test]
+async fn an_html_page_behind_a_200_is_named_before_parsing() {
+    let server = TestServer::always(
+        Reply::ok("<html><body>Sign in to continue, tok-canary</body></html>")
+            .header("content-type", "text/html; charset=utf-8"),
+    )
+    .await;
+    let err = limited(&server)
+        .get("/order")
+        .send()
+        .await
+        .expect("head")
+        .json::<serde_json::Value>()
+        .await
+        .expect_err("not JSON");
+    assert!(err.is_decode(), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("expected JSON, got text/html"), "{shown}");
+    assert!(!shown.contains("tok-canary"), "{shown}");
+    // A JSON type with parameters, or a +json type, is JSON.
+    for content_type in [
+        "application/json; charset=utf-8",
+        "application/problem+json",
+    ] {
+        let server = TestServer::always(Reply::ok("{}").header("content-type", content_type)).await;
+        limited(&server)
+            .get("/")
+            .send()
+            .await
+            .expect("head")
+            .json::<serde_json::Value>()
+            .await
+            .expect(content_type);
+    }
 }
