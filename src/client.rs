@@ -194,6 +194,11 @@ impl Client {
         self.check_isolation().map_err(|e| fail(e, 0))?;
         s.gate.check(&url).map_err(|e| fail(e, 0))?;
 
+        for (name, value) in &s.default_headers {
+            if !headers.contains_key(name) {
+                headers.insert(name.clone(), value.clone());
+            }
+        }
         let has_idempotency_key = retry::ensure_idempotency_key(
             &mut headers,
             &method,

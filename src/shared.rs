@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
     pub(crate) origins: PerOrigin<Origin>,
+    /// `[headers]`: sent on every call that does not set its own.
+    pub(crate) default_headers: http::HeaderMap,
     /// `ClientBuilder::on_attempt`.
     pub(crate) hook: Option<crate::hook::Hook>,
     /// The metric labels of calls refused before they had an origin.
@@ -49,7 +51,11 @@ impl Shared {
     ///
     /// `is_config()` when a secret cannot be read or a TLS file cannot be used.
     pub(crate) fn new(name: String, settings: Settings, checked: Checked) -> Result<Shared> {
-        let Checked { base_url, quota } = checked;
+        let Checked {
+            base_url,
+            quota,
+            headers: default_headers,
+        } = checked;
         let s = &settings;
         let http = transport::build(&name, s)?;
         #[cfg(feature = "fleet")]
@@ -102,6 +108,7 @@ impl Shared {
             retry: RetryPolicy::new(&s.retry),
             isolated: AtomicBool::new(false),
             hook: None,
+            default_headers,
             name,
             base_url,
             http,

@@ -31,7 +31,7 @@ const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 pub(crate) fn build(profile: &str, s: &Settings) -> Result<reqwest::Client, Error> {
     let t = &s.timeouts;
     let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("outbound/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::profile::user_agent(profile))
         // Our own redirect loop applies the origin gate and strips credentials on every hop.
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)

@@ -121,6 +121,27 @@ impl ClientBuilder {
         self
     }
 
+    /// A header every call carries unless it sets its own: an API version pin, `Accept`, or a
+    /// `User-Agent` of your own (the default is `outbound/<version> (<profile>)`). Profile
+    /// table: `[headers]`. Never credentials: `Authorization`, `Cookie` and the API key header
+    /// are refused at build; they belong in `[auth]`.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.stripe.example")
+    ///     .default_header("Stripe-Version", "2024-06-20")
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn default_header(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> ClientBuilder {
+        self.settings.headers.insert(name.into(), value.into());
+        self
+    }
+
     /// Which proxy to use. Profile key: `proxy`. Default: [`Proxy::System`].
     pub fn proxy(mut self, proxy: Proxy) -> ClientBuilder {
         self.settings.proxy = proxy;

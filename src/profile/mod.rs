@@ -6,6 +6,7 @@
 //! only *referenced* here (`{ env = "…" }`, `{ file = "…" }`) and are read when a client is built.
 
 pub(crate) mod fleet;
+mod headers;
 mod secret;
 pub(crate) mod sections;
 mod validate;
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+pub(crate) use headers::user_agent;
 pub(crate) use secret::SecretSource;
 pub(crate) use sections::Settings;
 pub(crate) use validate::{Checked, ConfigError, validate};

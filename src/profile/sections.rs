@@ -344,6 +344,9 @@ pub(crate) struct Settings {
     pub(crate) redact: Redact,
     #[serde(default)]
     pub(crate) log: Log,
+    /// Headers every call carries unless it sets its own.
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) fleet: Option<super::fleet::Fleet>,
 }
@@ -371,6 +374,7 @@ impl Default for Settings {
             tls: Tls::default(),
             redact: Redact::default(),
             log: Log::default(),
+            headers: BTreeMap::new(),
             fleet: None,
         }
     }

@@ -20,6 +20,8 @@ pub(crate) struct Checked {
     pub(crate) base_url: Url,
     /// The quota of `[rate_limit]`, if the profile has one.
     pub(crate) quota: Option<Quota>,
+    /// `[headers]`, parsed.
+    pub(crate) headers: http::HeaderMap,
 }
 
 /// A problem with one key of one profile. Never holds the value of a secret.
@@ -252,9 +254,11 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
             format!("{bad:?} is not a valid header name"),
         );
     }
+    let headers = super::headers::check(profile, &s.headers, s)?;
     Ok(Checked {
         base_url: base_url.clone(),
         quota,
+        headers,
     })
 }
 

@@ -1,0 +1,64 @@
+//! `[profile.headers]`: headers every call of the profile carries (an API version pin,
+//! `Accept`), unless the call sets its own. Never credentials: those come only from `[auth]`,
+//! where they are scoped, redacted and stripped on redirects.
+
+use std::collections::BTreeMap;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::sections::{Auth, Settings};
+use super::validate::ConfigError;
+
+/// Names no default header may have: credentials and cookies.
+const REFUSED: [HeaderName; 4] = [
+    header::AUTHORIZATION,
+    header::PROXY_AUTHORIZATION,
+    header::COOKIE,
+    HeaderName::from_static("x-api-key"),
+];
+
+/// Parses and checks `headers` of `profile`. The error names the header, never its value.
+pub(crate) fn check(
+    profile: &str,
+    headers: &BTreeMap<String, String>,
+    s: &Settings,
+) -> Result<HeaderMap, ConfigError> {
+    let credential = match &s.auth {
+        Some(Auth::ApiKey {
+            header: Some(name), ..
+        }) => Some(name.clone()),
+        _ => None,
+    };
+    let mut map = HeaderMap::new();
+    for (name, value) in headers {
+        let key = format!("headers.{name}");
+        let err = |problem: &str| ConfigError::new(profile, key.as_str(), problem);
+        let parsed = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err("is not a valid header name"))?;
+        if REFUSED.contains(&parsed) || credential.as_ref() == Some(&parsed) {
+            return Err(err(
+                "credentials and cookies cannot be default headers; use [auth], which scopes \
+                 and redacts them",
+            ));
+        }
+        let value = HeaderValue::from_str(value)
+            .map_err(|_| err("must be printable text without line breaks"))?;
+        map.insert(parsed, value);
+    }
+    Ok(map)
+}
+
+/// The `User-Agent` that names the integration: `outbound/<version> (<profile>)`.
+pub(crate) fn user_agent(profile: &str) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    let named: String = profile
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !matches!(c, '(' | ')'))
+        .take(64)
+        .collect();
+    if named.is_empty() {
+        format!("outbound/{version}")
+    } else {
+        format!("outbound/{version} ({named})")
+    }
+}
