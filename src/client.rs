@@ -185,9 +185,12 @@ impl Client {
             policy,
             ..
         } = request;
+        let span = tracing::Span::current();
+        let ids = crate::request_id::RequestIds::start(&s.settings.log, &mut headers, &span);
         let fail = |e: Error, sent: u32| {
             e.with_request(&method, s.redactor.url(&url).to_string())
                 .with_attempts(sent)
+                .with_request_id(ids.current().as_deref())
         };
 
         // The kill switch, then 1. the origin gate (the URL is the same for every attempt).
@@ -294,6 +297,7 @@ impl Client {
 
             if let Ok(response) = &attempted.result {
                 last_status = Some(response.status());
+                ids.saw(response.headers(), &span);
             }
 
             // 6. classify, 7. record (against the origin of the last hop)
@@ -336,7 +340,12 @@ impl Client {
                 max_attempts: policy.max_attempts,
                 resendable: body.as_ref().is_none_or(|b| b.can_resend()),
             };
-            telemetry::attempt_finished(&attempt, waited, finished - attempt_started);
+            telemetry::attempt_finished(
+                &attempt,
+                waited,
+                finished - attempt_started,
+                ids.last().as_deref(),
+            );
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after } => {
                     paid = !matches!(
@@ -368,6 +377,7 @@ impl Client {
                         stop.note(),
                     )
                     .with_max_bytes(policy.max_response_bytes)
+                    .with_request_id(ids.current().as_deref())
                     .with_retry_after(match outcome {
                         retry::Outcome::Response { retry_after, .. } => retry_after,
                         retry::Outcome::Failed { .. } => None,
@@ -382,7 +392,10 @@ impl Client {
                         _ => Ok(response),
                     }
                 }
-                Err(err) => Err(err.with_attempts(sent).with_note(stop.note())),
+                Err(err) => Err(err
+                    .with_attempts(sent)
+                    .with_note(stop.note())
+                    .with_request_id(ids.current().as_deref())),
             };
         }
     }

@@ -70,6 +70,7 @@ mod ratelimit;
 mod redact;
 mod redirect;
 mod request;
+mod request_id;
 mod response;
 mod retry;
 mod shared;

@@ -43,6 +43,8 @@ pub struct Response {
     streaming: bool,
     /// The server's `Retry-After` on a 429 or 503, kept for `error_for_status`.
     retry_after: Option<std::time::Duration>,
+    /// The partner's request id (or the one the call sent), bounded and escaped.
+    request_id: Option<Box<str>>,
 }
 
 /// What reading a body needs from the client.
@@ -70,6 +72,7 @@ impl Response {
             read: 0,
             streaming: false,
             retry_after: None,
+            request_id: None,
             inner,
             method,
             url,
@@ -87,6 +90,18 @@ impl Response {
             self.retry_after = wait.map(|w| w.min(transport::FAR_FUTURE));
         }
         self
+    }
+
+    pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Response {
+        self.request_id = id.map(Into::into);
+        self
+    }
+
+    /// The partner's request id for this answer (`Request-Id`, `X-Request-Id`,
+    /// `X-Amzn-RequestId`, `CF-Ray`, or `log.request_id_headers`), or, with
+    /// `log.send_request_id`, the id the call sent. Length-bounded, control characters escaped.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// This call's own `max_response_bytes`, if it set one.
@@ -294,12 +309,14 @@ impl Response {
         let url = self.ctx.redactor.url(&self.url).to_string();
         let status = self.status();
         let attempts = self.attempts;
+        let request_id = self.request_id.clone();
         let decode_error = |detail: String| {
             Error::new(ErrorKind::Decode)
                 .with_detail(detail)
                 .with_request(&method, url.clone())
                 .with_status(status)
                 .with_attempts(attempts)
+                .with_request_id(request_id.as_deref())
         };
         // An HTML error page behind a 200 is named as such, before any parsing.
         if let Some(content_type) = self.headers().get(http::header::CONTENT_TYPE) {
@@ -372,6 +389,7 @@ impl Response {
         err.with_request(&self.method, self.url().to_string())
             .with_status(self.status())
             .with_attempts(self.attempts)
+            .with_request_id(self.request_id.as_deref())
     }
 }
 

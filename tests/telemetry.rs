@@ -236,3 +236,84 @@ async fn body_log_is_off_by_default_and_masks_fields_when_on() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_partners_request_id_is_on_the_response_the_span_and_every_attempt() {
+    let (capture, _guard) = Capture::start_json();
+    let server = TestServer::script(vec![
+        Reply::status(503).header("X-Request-Id", "req_first"),
+        Reply::ok("").header("Request-Id", "req_8812"),
+    ])
+    .await;
+    let response = fast(&server)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(response.request_id(), Some("req_8812"));
+    let lines = capture.json_lines();
+    let attempts: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "attempt finished")
+        .map(|l| l["fields"]["request_id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(attempts, ["req_first", "req_8812"]);
+    let closed = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "close")
+        .expect("span");
+    assert_eq!(closed["span"]["outbound.request_id"], "req_8812");
+}
+
+#[tokio::test]
+async fn the_span_shows_a_calls_own_policy() {
+    let (capture, _guard) = Capture::start_json();
+    let server = TestServer::always(Reply::ok("")).await;
+    fast(&server)
+        .build()
+        .expect("client")
+        .post("/v1/search")
+        .idempotent()
+        .max_attempts(2)
+        .send()
+        .await
+        .expect("sent");
+    let closed = capture
+        .json_lines()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "close")
+        .expect("span closed");
+    assert_eq!(closed["span"]["outbound.max_attempts"], 2);
+    assert_eq!(closed["span"]["outbound.idempotent"], true);
+}
+
+#[tokio::test]
+async fn headers_the_hook_sets_are_masked_in_logs() {
+    let (capture, _guard) = Capture::start();
+    let server = TestServer::script(vec![Reply::status(503), Reply::ok("")]).await;
+    fast(&server)
+        .redact_headers(["x-signature"])
+        .on_attempt(|request| {
+            request
+                .headers_mut()
+                .insert("x-signature", "t=1,v1=5f2b9c0e7d".parse()?);
+            Ok(())
+        })
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect("sent");
+    let log = capture.text();
+    assert!(
+        log.contains("retry scheduled"),
+        "the retried call was logged"
+    );
+    assert!(
+        !log.contains("5f2b9c0e7d"),
+        "the signature leaked into a log"
+    );
+}

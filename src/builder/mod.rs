@@ -252,6 +252,33 @@ impl ClientBuilder {
         self
     }
 
+    /// Response headers that carry the partner's request id, first match wins. Profile key:
+    /// `log.request_id_headers`. Default: `Request-Id`, `X-Request-Id`, `X-Amzn-RequestId`,
+    /// `CF-Ray`.
+    pub fn request_id_headers<I, S>(mut self, names: I) -> ClientBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut parsed = Vec::new();
+        for name in names {
+            match crate::profile::sections::parse_header_name(name.as_ref()) {
+                Ok(name) => parsed.push(name),
+                Err(problem) => return self.fail("log.request_id_headers", problem),
+            }
+        }
+        self.settings.log.request_id_headers = parsed;
+        self
+    }
+
+    /// Sends one `X-Request-Id` of ours per call (a UUID, the same on every attempt, or the
+    /// call's own if it set one), recorded on the span and kept as `request_id()` when the
+    /// partner sends none. Profile key: `log.send_request_id`. Default: false.
+    pub fn send_request_id(mut self, send: bool) -> ClientBuilder {
+        self.settings.log.send_request_id = send;
+        self
+    }
+
     /// More query parameters whose values are masked. Profile key: `redact.query_params`.
     pub fn redact_query_params<I, S>(mut self, names: I) -> ClientBuilder
     where

@@ -14,8 +14,8 @@ use url::Url;
 use super::secret::SecretSource;
 pub(crate) use super::values::parse_header_name;
 use super::values::{
-    deserialize_auth_header, deserialize_header_name, deserialize_opt_header_name,
-    deserialize_opt_url, deserialize_url, duration,
+    deserialize_auth_header, deserialize_header_name, deserialize_header_names,
+    deserialize_opt_header_name, deserialize_opt_url, deserialize_url, duration,
 };
 
 /// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
@@ -259,6 +259,11 @@ pub(crate) struct Log {
     pub(crate) bodies: bool,
     /// Bodies larger than this are described, not shown.
     pub(crate) max_body_bytes: u64,
+    /// Response headers that carry the partner's request id, first match wins.
+    #[serde(deserialize_with = "deserialize_header_names")]
+    pub(crate) request_id_headers: Vec<HeaderName>,
+    /// Send our own `X-Request-Id` per call (the same on every attempt).
+    pub(crate) send_request_id: bool,
 }
 
 impl Default for Log {
@@ -266,6 +271,10 @@ impl Default for Log {
         Log {
             bodies: false,
             max_body_bytes: 4096,
+            request_id_headers: ["request-id", "x-request-id", "x-amzn-requestid", "cf-ray"]
+                .map(HeaderName::from_static)
+                .to_vec(),
+            send_request_id: false,
         }
     }
 }

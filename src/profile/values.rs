@@ -58,6 +58,15 @@ pub(super) fn deserialize_header_name<'de, D: Deserializer<'de>>(
     parse_header_name(&String::deserialize(d)?).map_err(serde::de::Error::custom)
 }
 
+pub(super) fn deserialize_header_names<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<HeaderName>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|name| parse_header_name(name).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 pub(super) fn deserialize_opt_header_name<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<HeaderName>, D::Error> {

@@ -56,6 +56,8 @@ pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Re
         outbound.attempts = tracing::field::Empty,
         outbound.max_attempts = tracing::field::Empty,
         outbound.idempotent = tracing::field::Empty,
+        outbound.request_id = tracing::field::Empty,
+        outbound.request_id.sent = tracing::field::Empty,
         error.type = tracing::field::Empty,
     )
 }
@@ -158,9 +160,15 @@ fn reason(outcome: &Outcome) -> &'static str {
 }
 
 /// One attempt finished, `waited` after the previous one (its backoff or `Retry-After`).
-pub(crate) fn attempt_finished(attempt: &Attempt<'_>, waited: Duration, elapsed: Duration) {
+pub(crate) fn attempt_finished(
+    attempt: &Attempt<'_>,
+    waited: Duration,
+    elapsed: Duration,
+    request_id: Option<&str>,
+) {
     tracing::debug!(
         attempt = attempt.number,
+        request_id,
         outcome = reason(&attempt.outcome),
         backoff_waited_ms = millis(waited),
         elapsed_ms = millis(elapsed),

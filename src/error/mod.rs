@@ -8,7 +8,6 @@
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
-use std::fmt;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -65,6 +64,8 @@ pub enum ErrorKind {
     /// The client is isolated ([`Client::isolate`](crate::Client::isolate)); nothing was sent.
     Isolated,
 }
+
+mod show;
 
 impl ErrorKind {
     /// A short snake_case name, for the `error.type` span field and metric labels.
@@ -140,6 +141,9 @@ struct Inner {
     never_sent: bool,
     /// Trying again meets the same cause (a certificate the client refuses): never retried.
     permanent: bool,
+    /// The partner's id for the last answer (or the id this call sent), already bounded and
+    /// escaped.
+    request_id: Option<Box<str>>,
 }
 
 impl Error {
@@ -157,6 +161,7 @@ impl Error {
                 note: None,
                 never_sent: false,
                 permanent: false,
+                request_id: None,
             }),
         }
     }
@@ -213,6 +218,22 @@ impl Error {
     pub(crate) fn with_never_sent(mut self) -> Error {
         self.inner.never_sent = true;
         self
+    }
+
+    /// Keeps `id` (bounded and escaped by the caller) unless the error already has one.
+    pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Error {
+        if self.inner.request_id.is_none() {
+            self.inner.request_id = id.map(Into::into);
+        }
+        self
+    }
+
+    /// The partner's request id from the last answer the call got (`Request-Id`,
+    /// `X-Request-Id`, `X-Amzn-RequestId`, `CF-Ray` or `log.request_id_headers`), or, with
+    /// `log.send_request_id`, the id the call sent: the one to quote in a support ticket.
+    /// Length-bounded, with control characters escaped.
+    pub fn request_id(&self) -> Option<&str> {
+        self.inner.request_id.as_deref()
     }
 
     pub(crate) fn with_permanent(mut self, permanent: bool) -> Error {
@@ -321,98 +342,5 @@ impl Error {
     /// How many attempts were sent before the call failed (0 when nothing was sent).
     pub fn attempts(&self) -> u32 {
         self.inner.attempts
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.inner;
-        f.write_str(inner.kind.phrase())?;
-        if let Some(detail) = &inner.detail {
-            write!(f, ": {detail}")?;
-        }
-        if let (Some(method), Some(url)) = (&inner.method, &inner.url) {
-            write!(f, " ({method} {url})")?;
-        }
-        if let Some(status) = inner.status {
-            write!(f, ", status {}", status.as_u16())?;
-        }
-        if let Some(after) = inner.retry_after {
-            write!(f, ", retry after {}", crate::telemetry::shown(after))?;
-        }
-        if inner.attempts > 1 {
-            write!(f, ", after {} attempts", inner.attempts)?;
-        }
-        if let Some(note) = inner.note {
-            write!(f, "; {note}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let inner = &self.inner;
-        let mut d = f.debug_struct("outbound::Error");
-        d.field("kind", &inner.kind);
-        if let Some(detail) = &inner.detail {
-            d.field("detail", detail);
-        }
-        if let Some(method) = &inner.method {
-            d.field("method", method);
-        }
-        if let Some(url) = &inner.url {
-            d.field("url", url);
-        }
-        if let Some(status) = &inner.status {
-            d.field("status", status);
-        }
-        if let Some(after) = &inner.retry_after {
-            d.field("retry_after", after);
-        }
-        d.field("attempts", &inner.attempts);
-        if let Some(note) = inner.note {
-            d.field("note", &note);
-        }
-        if let Some(source) = &inner.source {
-            d.field("source", source);
-        }
-        d.finish()
-    }
-}
-
-impl StdError for Error {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.inner.source.as_ref().map(|e| &**e as _)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_is_one_pointer_wide() {
-        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
-    }
-
-    #[test]
-    fn error_is_send_sync_static() {
-        fn assert_impls<T: Send + Sync + 'static + StdError>() {}
-        assert_impls::<Error>();
-    }
-
-    #[test]
-    fn display_names_request_status_and_attempts() {
-        let err = Error::new(ErrorKind::Timeout)
-            .with_detail("attempt timeout of 2s elapsed")
-            .with_request(&Method::GET, "https://api.example/v1?key=REDACTED".into())
-            .with_status(StatusCode::BAD_GATEWAY)
-            .with_attempts(3);
-        assert_eq!(
-            err.to_string(),
-            "timed out: attempt timeout of 2s elapsed (GET https://api.example/v1?key=REDACTED), \
-             status 502, after 3 attempts"
-        );
     }
 }

@@ -1,0 +1,72 @@
+//! Request ids: the partner's id of each answer (for the support ticket at 3 a.m.), and,
+//! optionally, one id of ours per call, sent on every attempt in `X-Request-Id`. Values from a
+//! server are bounded and escaped before they reach a span, an error or a response.
+
+use std::sync::{Mutex, PoisonError};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use tracing::Span;
+
+use crate::profile::sections::Log;
+use crate::redact::printable;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The ids of one call.
+pub(crate) struct RequestIds<'a> {
+    names: &'a [HeaderName],
+    /// The id this call sends, if it sends one.
+    sent: Option<Box<str>>,
+    /// The partner's id of the last answer (behind a lock so that the call's error paths can
+    /// read it while the loop updates it; never contended).
+    last: Mutex<Option<Box<str>>>,
+}
+
+impl<'a> RequestIds<'a> {
+    /// With `log.send_request_id`, puts one id in `headers` (the caller's own, if it set one)
+    /// and on the call's span.
+    pub(crate) fn start(log: &'a Log, headers: &mut HeaderMap, span: &Span) -> RequestIds<'a> {
+        let mut sent = None;
+        if log.send_request_id {
+            let value = headers.entry(X_REQUEST_ID.clone()).or_insert_with(|| {
+                HeaderValue::try_from(uuid::Uuid::new_v4().hyphenated().to_string())
+                    .unwrap_or(HeaderValue::from_static("unset"))
+            });
+            let id: Box<str> = printable(&String::from_utf8_lossy(value.as_bytes())).into();
+            span.record("outbound.request_id.sent", &*id);
+            sent = Some(id);
+        }
+        RequestIds {
+            names: &log.request_id_headers,
+            sent,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Takes the partner's id from an answer, and records it on the call's span.
+    pub(crate) fn saw(&self, headers: &HeaderMap, span: &Span) {
+        let Some(value) = self
+            .names
+            .iter()
+            .find_map(|name| headers.get(name).filter(|v| !v.is_empty()))
+        else {
+            return;
+        };
+        let id: Box<str> = printable(&String::from_utf8_lossy(value.as_bytes())).into();
+        span.record("outbound.request_id", &*id);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
+    }
+
+    /// The id to quote: the partner's last one, else the one this call sent.
+    pub(crate) fn current(&self) -> Option<Box<str>> {
+        self.last().or_else(|| self.sent.clone())
+    }
+
+    /// The partner's id of the last answer.
+    pub(crate) fn last(&self) -> Option<Box<str>> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
