@@ -124,6 +124,15 @@ impl Client {
         RequestBuilder::new(self.clone(), method, url)
     }
 
+    /// Calls left under the profile's spending ceiling (`[budget]`) in the current period, as
+    /// this replica counts them; `None` without a ceiling.
+    pub fn budget_remaining(&self) -> Option<u64> {
+        self.shared
+            .ceiling
+            .as_ref()
+            .map(crate::ceiling::Ceiling::remaining)
+    }
+
     /// The profile name this client was built from (empty for [`Client::builder`]).
     pub fn profile_name(&self) -> &str {
         &self.shared.name
@@ -258,6 +267,14 @@ impl Client {
                 .acquire(call_deadline.at)
                 .await
                 .map_err(|e| fail(e, sent))?;
+
+            // The spending ceiling: every request counts, retries too (they are billed).
+            if let Some(ceiling) = &s.ceiling {
+                ceiling
+                    .take(call_deadline.at)
+                    .await
+                    .map_err(|e| with_status(fail(e, sent), last_status))?;
+            }
 
             // 4. credentials (a token request is I/O too: the kill switch is asked first)
             self.check_isolation().map_err(|e| fail(e, sent))?;

@@ -54,6 +54,7 @@ mod auth;
 mod body;
 mod breaker;
 mod builder;
+mod ceiling;
 mod client;
 mod error;
 #[cfg(feature = "fleet")]

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) body: Arc<BodyContext>,
     pub(crate) retry: RetryPolicy,
     pub(crate) origins: PerOrigin<Origin>,
+    /// `[budget]`: the spending ceiling.
+    pub(crate) ceiling: Option<crate::ceiling::Ceiling>,
     /// `[headers]`: sent on every call that does not set its own.
     pub(crate) default_headers: http::HeaderMap,
     /// `ClientBuilder::on_attempt`.
@@ -92,7 +94,16 @@ impl Shared {
             timeouts: s.timeouts.clone(),
             log: s.log.bodies.then_some(s.log.max_body_bytes as usize),
         });
+        let ceiling = s.budget.as_ref().map(|budget| {
+            crate::ceiling::Ceiling::new(
+                &name,
+                budget,
+                #[cfg(feature = "fleet")]
+                fleet.clone(),
+            )
+        });
         Ok(Shared {
+            ceiling,
             gate: OriginGate::new(s, &base_url),
             origins: origins(
                 &name,

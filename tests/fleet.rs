@@ -521,6 +521,49 @@ fn a_redis_that_answers_ping_but_refuses_scripts_is_not_taken_for_working() {
     assert!(probes >= 2, "probes kept failing: {probes}");
 }
 
+// ===== spending ceiling =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_one_spending_ceiling_and_keep_counting_without_redis() {
+    let mut redis = RedisServer::start();
+    let server = TestServer::always(Reply::ok("")).await;
+    let url = redis.url();
+    let build = || {
+        support::client_for(&server)
+            .fleet(SecretString::from(url.clone()))
+            .fleet_command_timeout(Duration::from_secs(2))
+            .budget(10, Duration::from_secs(86_400))
+            .build()
+            .expect("client")
+    };
+    let (a, b) = (build(), build());
+    for _ in 0..6 {
+        a.get("/").send().await.expect("a within the ceiling");
+    }
+    let mut refused = 0;
+    for _ in 0..6 {
+        match b.get("/").send().await {
+            Ok(_) => {}
+            Err(err) if err.is_budget_exhausted() => refused += 1,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(refused, 2, "the fleet's ceiling, not each replica's");
+    assert_eq!(server.hits(), 10);
+
+    // Redis gone: calls are not failed for it; the local count goes on (b counted 4 of its own).
+    redis.kill();
+    let c = build();
+    let mut ok = 0;
+    for _ in 0..12 {
+        match c.get("/").send().await {
+            Ok(_) => ok += 1,
+            Err(err) => assert!(err.is_budget_exhausted(), "only the ceiling refuses: {err}"),
+        }
+    }
+    assert_eq!(ok, 10, "a fresh replica alone counts its own ceiling");
+}
+
 // ===== Redis trouble =====
 
 #[test]

@@ -317,3 +317,23 @@ async fn headers_the_hook_sets_are_masked_in_logs() {
         "the signature leaked into a log"
     );
 }
+
+#[tokio::test]
+async fn the_spending_ceiling_warns_once_at_80_and_once_at_100_percent() {
+    let (capture, _guard) = Capture::start();
+    let server = TestServer::always(Reply::ok("")).await;
+    let client = fast(&server)
+        .budget(5, std::time::Duration::from_secs(86_400))
+        .build()
+        .expect("client");
+    for _ in 0..10 {
+        let _ = client.get("/").send().await;
+    }
+    let log = capture.text();
+    assert_eq!(
+        log.matches("80 % of the spending ceiling used").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("spending ceiling used up").count(), 1);
+}

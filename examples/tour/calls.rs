@@ -129,3 +129,25 @@ pub(crate) async fn tour(origin: &str) -> anyhow::Result<()> {
     ensure!(signed.status() == 200 && signed.attempts() == 2);
     Ok(())
 }
+
+/// Step 12: a bug calls a paid endpoint in a tight loop; the spending ceiling stops it.
+pub(crate) async fn ceiling(origin: &str) -> anyhow::Result<()> {
+    let paid = Client::builder()
+        .base_url(format!("{origin}/v1"))
+        .allow_insecure_http(true)
+        .budget(50, std::time::Duration::from_secs(86_400))
+        .build()?;
+    let mut sent = 0;
+    let stopped = loop {
+        match paid.get("/contacts/42").send().await {
+            Ok(_) => sent += 1,
+            Err(err) => break err,
+        }
+        ensure!(sent <= 50, "the ceiling did not hold");
+    };
+    println!(
+        "A runaway loop with [budget] max_calls = 50, per = \"1d\": {sent} calls went out, then -> {stopped}"
+    );
+    ensure!(sent == 50 && stopped.is_budget_exhausted() && paid.budget_remaining() == Some(0));
+    Ok(())
+}

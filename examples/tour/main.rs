@@ -348,6 +348,9 @@ async fn main() -> anyhow::Result<()> {
     step(11, "Uploads, streamed downloads, signed requests");
     calls::tour(&api.origin()).await?;
 
+    step(12, "A spending ceiling stops a runaway loop");
+    calls::ceiling(&api.origin()).await?;
+
     println!("\nThe demo API saw {} requests. Tour complete.", api.hits());
     Ok(())
 }

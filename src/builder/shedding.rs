@@ -65,4 +65,24 @@ impl ClientBuilder {
         });
         self
     }
+
+    /// A spending ceiling: at most `max_calls` requests per `per` (retries included: they are
+    /// billed too), in windows aligned to the Unix epoch. Past it, calls fail at once with
+    /// [`Error::is_budget_exhausted`](crate::Error::is_budget_exhausted) and nothing is sent.
+    /// Profile table: `[budget] max_calls = 100000, per = "1d"`. In fleet mode the ceiling is
+    /// the fleet's.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.paid-partner.example")
+    ///     .budget(100_000, Duration::from_secs(86_400))
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn budget(mut self, max_calls: u64, per: std::time::Duration) -> ClientBuilder {
+        self.settings.budget = Some(crate::profile::sections::Budget { max_calls, per });
+        self
+    }
 }

@@ -63,6 +63,9 @@ pub enum ErrorKind {
     Auth,
     /// The client is isolated ([`Client::isolate`](crate::Client::isolate)); nothing was sent.
     Isolated,
+    /// The profile's spending ceiling (`[budget] max_calls` per period) is reached; nothing was
+    /// sent.
+    BudgetExhausted,
 }
 
 mod show;
@@ -86,6 +89,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Auth => "auth",
             ErrorKind::Isolated => "isolated",
+            ErrorKind::BudgetExhausted => "budget_exhausted",
         }
     }
 
@@ -106,6 +110,7 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate limited",
             ErrorKind::Auth => "authentication failed",
             ErrorKind::Isolated => "client isolated",
+            ErrorKind::BudgetExhausted => "spending ceiling reached",
         }
     }
 }
@@ -327,6 +332,12 @@ impl Error {
     /// The client is isolated by its kill switch; nothing was sent.
     pub fn is_isolated(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::Isolated)
+    }
+
+    /// The profile's spending ceiling is reached (`[budget]`); nothing was sent.
+    /// [`retry_after`](Error::retry_after) says when the period ends.
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::BudgetExhausted)
     }
 
     /// The HTTP status of the last response, if there was one.

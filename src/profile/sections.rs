@@ -128,6 +128,16 @@ pub(crate) struct RateLimit {
     pub(crate) burst: Option<u32>,
 }
 
+/// `[profile.budget]`: at most `max_calls` requests (retries included: they are billed too) per
+/// period, counted in windows aligned to the Unix epoch (`per = "1d"`: UTC days).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Budget {
+    pub(crate) max_calls: u64,
+    #[serde(with = "duration")]
+    pub(crate) per: Duration,
+}
+
 /// How the client authenticates to the token endpoint (`auth.auth_method`, RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -353,6 +363,9 @@ pub(crate) struct Settings {
     pub(crate) redact: Redact,
     #[serde(default)]
     pub(crate) log: Log,
+    /// `[budget]`: a spending ceiling.
+    #[serde(default)]
+    pub(crate) budget: Option<Budget>,
     /// Headers every call carries unless it sets its own.
     #[serde(default)]
     pub(crate) headers: BTreeMap<String, String>,
@@ -384,6 +397,7 @@ impl Default for Settings {
             redact: Redact::default(),
             log: Log::default(),
             headers: BTreeMap::new(),
+            budget: None,
             fleet: None,
         }
     }

@@ -203,6 +203,18 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
         }
     }
 
+    if let Some(budget) = &s.budget {
+        if budget.max_calls == 0 {
+            return err(
+                "budget.max_calls",
+                "must be at least 1 (to stop every call, use Client::isolate)".into(),
+            );
+        }
+        if budget.per < Duration::from_secs(1) || budget.per > Duration::from_secs(366 * 86_400) {
+            return err("budget.per", "must be between 1s and 366d".into());
+        }
+    }
+
     if s.propagate_trace_context && !cfg!(feature = "opentelemetry") {
         return err(
             "propagate_trace_context",

@@ -26,6 +26,8 @@ pub(crate) mod metric {
     pub(crate) const RATE_LIMIT_PAUSES: &str = "outbound.client.rate_limit.pauses";
     /// Counter: lone 429s, which delayed only their own call.
     pub(crate) const RATE_LIMIT_CALL_ONLY: &str = "outbound.client.rate_limit.call_only";
+    /// Gauge: calls left under the spending ceiling (`[budget]`), by profile.
+    pub(crate) const BUDGET_LEFT: &str = "outbound.client.budget.remaining";
     /// Counter: token requests, by result.
     pub(crate) const TOKEN_REQUESTS: &str = "outbound.client.token.requests";
 }

@@ -287,6 +287,32 @@ pub(crate) fn isolation(profile: &str, isolated: bool) {
     }
 }
 
+// ===== spending ceiling =====
+
+/// Calls left under the spending ceiling.
+pub(crate) fn budget_left(profile: &str, left: u64) {
+    metrics::gauge!(metric::BUDGET_LEFT, "outbound.profile" => profile.to_owned()).set(left as f64);
+}
+
+/// 80 % or all of the spending ceiling is used.
+pub(crate) fn budget_warning(profile: &str, used: u64, max: u64, exhausted: bool) {
+    if exhausted {
+        tracing::warn!(
+            outbound.profile = profile,
+            used,
+            max,
+            "spending ceiling used up: calls fail until the period ends"
+        );
+    } else {
+        tracing::warn!(
+            outbound.profile = profile,
+            used,
+            max,
+            "80 % of the spending ceiling used"
+        );
+    }
+}
+
 // ===== tokens =====
 
 /// A token was fetched (never the token itself).
