@@ -98,7 +98,8 @@ pub(crate) async fn prepare(
     deadline: Deadline,
     number: u32,
 ) -> Result<Option<Arc<Token>>, Error> {
-    let token = if s.credential_scope.covers(&hop.url) {
+    let in_scope = s.credential_scope.covers(&hop.url);
+    let token = if in_scope {
         deadline
             .run(s.credentials.apply(&mut hop.url, &mut hop.headers))
             .await
@@ -112,14 +113,22 @@ pub(crate) async fn prepare(
         crate::telemetry::trace_context::inject(&mut hop.headers);
     }
     if let Some(hook) = &s.hook {
+        let before: Vec<_> = hop.headers.keys().cloned().collect();
         let mut request = crate::hook::AttemptRequest {
             method: &hop.method,
             url: &hop.url,
             headers: &mut hop.headers,
             body: hop.body.as_ref().and_then(|b| b.as_bytes()).map(|b| &b[..]),
             number,
+            in_scope,
         };
         crate::hook::run(hook, &mut request)?;
+        hop.hooked = hop
+            .headers
+            .keys()
+            .filter(|name| !before.contains(name))
+            .cloned()
+            .collect();
         s.redactor.mark_sensitive(&mut hop.headers);
     }
     Ok(token)

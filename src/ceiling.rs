@@ -74,13 +74,17 @@ impl Ceiling {
         let (index, resets_in) = self.now();
         #[cfg(feature = "fleet")]
         if let Some(used) = self.count_in_fleet(index, deadline).await {
-            return self.settle(index, used, resets_in, true);
+            // Never below what this replica counted itself (Redis may have lost counts in a
+            // failover, or missed those made while it was unreachable).
+            let local = self.remaining_used(index).saturating_add(1);
+            return self.settle(index, used.max(local), resets_in, true);
         }
         #[cfg(not(feature = "fleet"))]
         let _ = deadline;
         let used = {
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-            if window.index != index {
+            // Only a later window starts over: a wall clock stepped back gives no new allowance.
+            if index > window.index {
                 *window = Window {
                     index,
                     ..Window::default()
@@ -106,7 +110,7 @@ impl Ceiling {
     ) -> Result<(), Error> {
         let warn = {
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-            if window.index != index {
+            if index > window.index {
                 *window = Window {
                     index,
                     ..Window::default()
@@ -144,6 +148,17 @@ impl Ceiling {
         Ok(())
     }
 
+    /// What this replica counted in window `index`.
+    #[cfg(feature = "fleet")]
+    fn remaining_used(&self, index: u64) -> u64 {
+        let window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if window.index == index {
+            window.used
+        } else {
+            0
+        }
+    }
+
     /// Calls left in the current period, as this replica counts them.
     pub(crate) fn remaining(&self) -> u64 {
         let (index, _) = self.now();
@@ -158,7 +173,11 @@ impl Ceiling {
     #[cfg(feature = "fleet")]
     async fn count_in_fleet(&self, index: u64, deadline: Instant) -> Option<u64> {
         let fleet = self.fleet.as_ref()?;
-        let key = fleet.key(&format!("budget|{}", self.profile), &index.to_string());
+        // The period is in the key: a rolling change of `per` starts a count of its own.
+        let key = fleet.key(
+            &format!("budget|{}", self.profile),
+            &format!("{}ms:{index}", self.per.as_millis()),
+        );
         let ttl = u64::try_from(self.per.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);

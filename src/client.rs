@@ -268,14 +268,6 @@ impl Client {
                 .await
                 .map_err(|e| fail(e, sent))?;
 
-            // The spending ceiling: every request counts, retries too (they are billed).
-            if let Some(ceiling) = &s.ceiling {
-                ceiling
-                    .take(call_deadline.at)
-                    .await
-                    .map_err(|e| with_status(fail(e, sent), last_status))?;
-            }
-
             // 4. credentials (a token request is I/O too: the kill switch is asked first)
             self.check_isolation().map_err(|e| fail(e, sent))?;
             let mut hop = Hop {
@@ -283,10 +275,20 @@ impl Client {
                 url: url.clone(),
                 headers: headers.clone(),
                 body: body.clone(),
+                hooked: Vec::new(),
             };
             let token = attempt::prepare(s, &mut hop, call_deadline, sent + 1)
                 .await
                 .map_err(|e| fail(e, sent))?;
+
+            // The spending ceiling, counted for requests about to go out only (a call that fails
+            // before the wire costs nothing): retries count too, they are billed.
+            if let Some(ceiling) = &s.ceiling {
+                ceiling
+                    .take(call_deadline.at)
+                    .await
+                    .map_err(|e| with_status(fail(e, sent), last_status))?;
+            }
 
             // The waits above can be long: the kill switch and the breaker are asked again
             // right before the wire, and the breaker's permit (a probe slot when half-open) is
@@ -336,6 +338,8 @@ impl Client {
             if let (Ok(response), Some(token)) = (&attempted.result, &token)
                 && response.status() == http::StatusCode::UNAUTHORIZED
                 && !attempted.redirected
+                // A streamed body cannot go again: the 401 is the answer.
+                && body.as_ref().is_none_or(|b| b.can_resend())
             {
                 if resent_after_unauthorized {
                     return Err(fail(auth::refused_fresh_token(), sent));
@@ -356,6 +360,7 @@ impl Client {
                 vouched: policy.idempotent,
                 max_attempts: policy.max_attempts,
                 resendable: body.as_ref().is_none_or(|b| b.can_resend()),
+                origin_paused: origin.limiter.is_paused(),
             };
             telemetry::attempt_finished(
                 &attempt,
@@ -364,14 +369,8 @@ impl Client {
                 ids.last().as_deref(),
             );
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
-                Decision::Retry { after } => {
-                    paid = !matches!(
-                        outcome,
-                        retry::Outcome::Response {
-                            status: http::StatusCode::TOO_MANY_REQUESTS,
-                            ..
-                        }
-                    );
+                Decision::Retry { after, paid: drew } => {
+                    paid = drew;
                     telemetry::retry_scheduled(&attempt, after, &origin.labels);
                     drop(attempted);
                     tokio::time::sleep(after).await;

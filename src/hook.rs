@@ -28,6 +28,7 @@ pub struct AttemptRequest<'a> {
     pub(crate) headers: &'a mut HeaderMap,
     pub(crate) body: Option<&'a [u8]>,
     pub(crate) number: u32,
+    pub(crate) in_scope: bool,
 }
 
 impl AttemptRequest<'_> {
@@ -56,6 +57,13 @@ impl AttemptRequest<'_> {
     /// The body, when it is held in memory (`None` for no body and for streamed bodies).
     pub fn body(&self) -> Option<&[u8]> {
         self.body
+    }
+
+    /// Whether this request goes where the profile's credentials go (`base_url`'s origin and
+    /// `auth.hosts`): a hook that signs with a partner's secret signs only these. Whatever
+    /// the hook adds never follows a redirect to another origin.
+    pub fn in_credential_scope(&self) -> bool {
+        self.in_scope
     }
 
     /// Which request of the call this is, from 1: a retry, and the resend after a 401, count.

@@ -78,9 +78,10 @@ impl RetryDecider {
             vouched: false,
             max_attempts: None,
             resendable: true,
+            origin_paused: false,
         };
         match self.policy.decide(&attempt, &self.budget, fastrand::f64()) {
-            Decision::Retry { after } => Some(after),
+            Decision::Retry { after, .. } => Some(after),
             Decision::Stop(_) => None,
         }
     }

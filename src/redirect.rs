@@ -31,6 +31,9 @@ pub(crate) struct Hop {
     pub(crate) url: Url,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Body>,
+    /// Headers the `on_attempt` hook added (a signature): they never follow a redirect to
+    /// another origin.
+    pub(crate) hooked: Vec<http::HeaderName>,
 }
 
 /// What the loop needs from the client.
@@ -188,7 +191,7 @@ fn next_hop(wire: &Wire<'_>, hop: &mut Hop, next: Url, status: StatusCode) -> Re
             })
             .cloned()
             .collect();
-        for name in sensitive {
+        for name in sensitive.into_iter().chain(std::mem::take(&mut hop.hooked)) {
             hop.headers.remove(name);
         }
     } else {
@@ -241,6 +244,7 @@ mod tests {
             url: Url::parse(from).expect("url"),
             headers,
             body: None,
+            hooked: Vec::new(),
         };
         let status = StatusCode::from_u16(status).expect("status");
         next_hop(&wire, &mut hop, Url::parse(to).expect("url"), status).map(|()| hop)

@@ -8,9 +8,29 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use tracing::Span;
 
 use crate::profile::sections::Log;
-use crate::redact::printable;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest id kept, in characters.
+const MAX_ID: usize = 120;
+
+/// An id as it may be shown: printable ASCII, anything else escaped (a bidi override or a
+/// line separator in a server's header cannot reorder or split a log line), bounded.
+fn shown(value: &HeaderValue) -> Box<str> {
+    let mut id = String::new();
+    for c in String::from_utf8_lossy(value.as_bytes()).chars() {
+        if id.len() >= MAX_ID {
+            id.push('…');
+            break;
+        }
+        if c.is_ascii_graphic() || c == ' ' {
+            id.push(c);
+        } else {
+            id.extend(c.escape_default());
+        }
+    }
+    id.into()
+}
 
 /// The ids of one call.
 pub(crate) struct RequestIds<'a> {
@@ -32,7 +52,7 @@ impl<'a> RequestIds<'a> {
                 HeaderValue::try_from(uuid::Uuid::new_v4().hyphenated().to_string())
                     .unwrap_or(HeaderValue::from_static("unset"))
             });
-            let id: Box<str> = printable(&String::from_utf8_lossy(value.as_bytes())).into();
+            let id = shown(value);
             span.record("outbound.request_id.sent", &*id);
             sent = Some(id);
         }
@@ -52,7 +72,7 @@ impl<'a> RequestIds<'a> {
         else {
             return;
         };
-        let id: Box<str> = printable(&String::from_utf8_lossy(value.as_bytes())).into();
+        let id = shown(value);
         span.record("outbound.request_id", &*id);
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(id);
     }

@@ -41,6 +41,9 @@ pub struct Response {
     read: u64,
     /// `chunk` has started reading (and checked `Content-Length`).
     streaming: bool,
+    /// How the body failed, once it has: every later `chunk` fails the same way, so a body
+    /// cut short never looks complete.
+    failed: Option<(ErrorKind, String)>,
     /// The server's `Retry-After` on a 429 or 503, kept for `error_for_status`.
     retry_after: Option<std::time::Duration>,
     /// The partner's request id (or the one the call sent), bounded and escaped.
@@ -71,6 +74,7 @@ impl Response {
             max_bytes: ctx.max_bytes,
             read: 0,
             streaming: false,
+            failed: None,
             retry_after: None,
             request_id: None,
             inner,
@@ -191,10 +195,11 @@ impl Response {
     ///
     /// ```no_run
     /// # async fn demo(client: outbound::Client) -> Result<(), outbound::Error> {
+    /// // Reading is bounded by the attempt's limit (`timeouts.attempt`): a long download needs a
+    /// // profile whose attempt and total limits allow it.
     /// let mut response = client
     ///     .get("/v1/exports/2024.csv")
     ///     .max_response_bytes(8 << 30)
-    ///     .timeout(std::time::Duration::from_secs(3600))
     ///     .send()
     ///     .await?
     ///     .error_for_status()?;
@@ -225,20 +230,28 @@ impl Response {
             }
             self.timer.resume();
         }
-        if self.read > self.max_bytes {
-            return Err(self.too_large());
+        if let Some((kind, detail)) = &self.failed {
+            return Err(self.error(*kind, Some(detail.clone())));
         }
-        match transport::next_chunk(&mut self.inner, &mut self.timer, &self.ctx.timeouts).await {
-            Ok(Some(chunk)) => {
-                self.read = self.read.saturating_add(chunk.len() as u64);
-                if self.read > self.max_bytes {
-                    return Err(self.too_large());
+        let result =
+            match transport::next_chunk(&mut self.inner, &mut self.timer, &self.ctx.timeouts).await
+            {
+                Ok(Some(chunk)) => {
+                    self.read = self.read.saturating_add(chunk.len() as u64);
+                    if self.read > self.max_bytes {
+                        Err(self.too_large())
+                    } else {
+                        Ok(Some(chunk))
+                    }
                 }
-                Ok(Some(chunk))
-            }
-            Ok(None) => Ok(None),
-            Err(err) => Err(self.with_context(err)),
+                Ok(None) => Ok(None),
+                Err(err) => Err(self.with_context(err)),
+            };
+        if let Err(err) = &result {
+            let detail = err.detail().unwrap_or("the body failed").to_owned();
+            self.failed = Some((err.kind(), detail));
         }
+        result
     }
 
     /// The body as a stream of chunks, with the bounds of [`chunk`](Response::chunk); the
@@ -342,7 +355,7 @@ impl Response {
         let bytes = self.bytes().await?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|e| (e.path().to_string(), e.into_inner()))
+            .map_err(|e| (shown_path(e.path()), e.into_inner()))
             .and_then(|value| {
                 let end = deserializer.end();
                 end.map(|()| value).map_err(|e| (String::new(), e))
@@ -355,10 +368,10 @@ impl Response {
                 serde_json::error::Category::Eof => "ends before the JSON document does",
             };
             // The path names fields and indexes only; serde's own message may quote a value.
-            let at = if path == "." || path.is_empty() {
+            let at = if path.is_empty() {
                 String::new()
             } else {
-                format!(" at {}", crate::redact::printable(&path))
+                format!(" at {path}")
             };
             decode_error(format!(
                 "body {what}{at} (line {}, column {})",
@@ -391,6 +404,35 @@ impl Response {
             .with_attempts(self.attempts)
             .with_request_id(self.request_id.as_deref())
     }
+}
+
+/// A path into a JSON document (`items[3].price`) that names struct fields and indexes only:
+/// a map key can be data (an email address, a token used as a key), so one that does not look
+/// like a field name is shown as `…`.
+fn shown_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut shown = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => shown.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !shown.is_empty() {
+                    shown.push('.');
+                }
+                let field_like = key.len() <= 40
+                    && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                shown.push_str(if field_like { key } else { "…" });
+            }
+            Segment::Unknown => {
+                if !shown.is_empty() {
+                    shown.push('.');
+                }
+                shown.push('?');
+            }
+        }
+    }
+    shown
 }
 
 impl fmt::Debug for Response {

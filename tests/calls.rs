@@ -543,3 +543,84 @@ async fn a_hook_that_panics_fails_its_call_and_the_client_keeps_working() {
         .expect("the client still works");
     assert_eq!(server.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_body_that_failed_keeps_failing_instead_of_looking_complete() {
+    let server = TestServer::always(Reply::Truncated { status: 200 }).await;
+    let mut response = fast(&server)
+        .build()
+        .expect("client")
+        .get("/")
+        .send()
+        .await
+        .expect("head");
+    let first = loop {
+        match response.chunk().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a truncated body ended cleanly"),
+            Err(err) => break err,
+        }
+    };
+    let again = response.chunk().await.expect_err("still failed");
+    assert_eq!(again.kind(), first.kind());
+}
+
+#[tokio::test]
+async fn headers_the_hook_adds_never_follow_a_redirect_to_another_origin() {
+    let target = TestServer::always(Reply::ok("")).await;
+    let location = target.url("/landing");
+    let origin = TestServer::always(Reply::redirect(302, &location)).await;
+    let client = fast(&origin)
+        .follow_redirects(true)
+        .on_attempt(|request| {
+            if request.in_credential_scope() {
+                request
+                    .headers_mut()
+                    .insert("x-partner-signature", "sig-abc".parse()?);
+            }
+            Ok(())
+        })
+        .build()
+        .expect("client");
+    client.get("/start").send().await.expect("followed");
+    assert_eq!(
+        origin.requests()[0].header("x-partner-signature"),
+        Some("sig-abc")
+    );
+    assert_eq!(target.requests()[0].header("x-partner-signature"), None);
+}
+
+#[test]
+fn a_decode_error_never_shows_a_map_key_that_looks_like_data() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let body = r#"{"balances":{"alice@corp.example":{"amount":"x"}}}"#;
+        let server = TestServer::always(Reply::json(200, body)).await;
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Doc {
+            balances: std::collections::HashMap<String, Balance>,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Balance {
+            amount: u64,
+        }
+        let err = fast(&server)
+            .build()
+            .expect("client")
+            .get("/")
+            .send()
+            .await
+            .expect("head")
+            .json::<Doc>()
+            .await
+            .expect_err("a string amount");
+        let shown = err.to_string();
+        assert!(shown.contains("at balances.….amount"), "{shown}");
+        assert!(!shown.contains("alice"), "{shown}");
+    });
+}

@@ -94,3 +94,23 @@ async fn credentials_cannot_be_default_headers() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn per_call_headers_cannot_be_default_headers() {
+    let server = TestServer::always(Reply::ok("")).await;
+    for (line, key) in [
+        ("Idempotency-Key = \"fixed\"", "headers.Idempotency-Key"),
+        ("X-Request-Id = \"fixed\"", "headers.X-Request-Id"),
+        ("Host = \"evil.example\"", "headers.Host"),
+        ("Content-Length = \"0\"", "headers.Content-Length"),
+        ("X-Auth-Token = \"canary\"", "headers.X-Auth-Token"),
+    ] {
+        let err = profile(&server, line).expect_err(line);
+        let shown = err.to_string();
+        assert!(err.is_config() && shown.contains(key), "{line}: {shown}");
+        assert!(
+            !shown.contains("canary") && !shown.contains("fixed"),
+            "{shown}"
+        );
+    }
+}

@@ -388,3 +388,33 @@ async fn a_burst_of_headerless_429s_pauses_the_origin_and_the_calls_succeed_once
         .await
         .expect("other endpoint");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_of_429s_asking_for_no_wait_is_paced_all_the_same() {
+    // Retry-After: 0 on every answer for a second: no wait asked, yet a throttling origin.
+    let started = std::time::Instant::now();
+    let server = TestServer::start(move |_| {
+        if started.elapsed() < Duration::from_secs(1) {
+            Reply::status(429).header("Retry-After", "0")
+        } else {
+            Reply::ok("")
+        }
+    })
+    .await;
+    let client = support::client_for(&server).build().expect("client");
+    let calls: Vec<_> = (0..30)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/").send().await })
+        })
+        .collect();
+    for call in calls {
+        let response = call.await.expect("task").expect("paced, then answered");
+        assert_eq!(response.status(), 200, "after {}", response.attempts());
+    }
+    assert!(
+        server.hits() <= 30 * 2 + 5,
+        "{} requests for 30 calls",
+        server.hits()
+    );
+}

@@ -225,6 +225,11 @@ impl Error {
         self
     }
 
+    /// Our own words about what went wrong, if any.
+    pub(crate) fn detail(&self) -> Option<&str> {
+        self.inner.detail.as_deref()
+    }
+
     /// Keeps `id` (bounded and escaped by the caller) unless the error already has one.
     pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Error {
         if self.inner.request_id.is_none() {

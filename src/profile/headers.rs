@@ -10,11 +10,22 @@ use super::sections::{Auth, Settings};
 use super::validate::ConfigError;
 
 /// Names no default header may have: credentials and cookies.
-const REFUSED: [HeaderName; 4] = [
+const CREDENTIALS: [HeaderName; 4] = [
     header::AUTHORIZATION,
     header::PROXY_AUTHORIZATION,
     header::COOKIE,
     HeaderName::from_static("x-api-key"),
+];
+
+/// Names that belong to one call or one connection, never to every call: a fixed idempotency
+/// key would make every payment look like a replay of the first.
+const PER_CALL: [HeaderName; 6] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("traceparent"),
 ];
 
 /// Parses and checks `headers` of `profile`. The error names the header, never its value.
@@ -29,16 +40,27 @@ pub(crate) fn check(
         }) => Some(name.clone()),
         _ => None,
     };
+    // What the redaction list masks is a secret; it does not go on every call either.
+    let redactor = crate::redact::Redactor::new(&s.redact.headers, &[], &[]);
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         let key = format!("headers.{name}");
         let err = |problem: &str| ConfigError::new(profile, key.as_str(), problem);
         let parsed = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| err("is not a valid header name"))?;
-        if REFUSED.contains(&parsed) || credential.as_ref() == Some(&parsed) {
+        if CREDENTIALS.contains(&parsed)
+            || credential.as_ref() == Some(&parsed)
+            || redactor.is_sensitive_header(&parsed)
+        {
             return Err(err(
                 "credentials and cookies cannot be default headers; use [auth], which scopes \
                  and redacts them",
+            ));
+        }
+        if PER_CALL.contains(&parsed) || parsed == s.retry.idempotency_header {
+            return Err(err(
+                "belongs to one call, not every call (an idempotency key set here would make \
+                 every request a replay of the first)",
             ));
         }
         let value = HeaderValue::from_str(value)

@@ -219,6 +219,14 @@ impl Limiter {
         }
     }
 
+    /// Whether a server-requested pause holds this origin now.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.blocked_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|until| until > Instant::now())
+    }
+
     /// Pauses the origin until `now + wait` unless it is already paused longer; whether the
     /// pause grew.
     fn pause(&self, now: Instant, wait: Duration) -> bool {

@@ -96,8 +96,14 @@ pub(crate) fn decide(
             wait,
             reason: Reason::Unavailable,
         },
+        // A pattern whose `Retry-After` asks for no wait at all (0, or a date in the past) is
+        // paced as if it said nothing.
         StatusCode::TOO_MANY_REQUESTS if recent.is_pattern() => Scope::Origin {
-            wait,
+            wait: if wait.is_zero() {
+                own_backoff().unwrap_or(wait)
+            } else {
+                wait
+            },
             reason: Reason::Throttling,
         },
         StatusCode::TOO_MANY_REQUESTS => Scope::Call { wait },

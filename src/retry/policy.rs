@@ -47,12 +47,18 @@ pub(crate) struct Attempt<'a> {
     pub(crate) max_attempts: Option<u32>,
     /// The body can be sent again (false once a streamed body was read from).
     pub(crate) resendable: bool,
+    /// The origin is paused now (a server asked it): a retry waits for the pause.
+    pub(crate) origin_paused: bool,
 }
 
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
-    Retry { after: Duration },
+    /// `paid`: the retry drew on the origin's budget (and gives it back if it succeeds).
+    Retry {
+        after: Duration,
+        paid: bool,
+    },
     Stop(StopReason),
 }
 
@@ -215,19 +221,23 @@ impl RetryPolicy {
             });
         }
         // The budget guards a failing origin against amplified load. A 429 is not a failure:
-        // its retry waits for the server's `Retry-After` or the origin's pause, which pacing
-        // enforces for every call, so it does not draw on the budget.
-        let throttled = matches!(
-            attempt.outcome,
-            Outcome::Response {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                ..
-            }
-        );
-        if !throttled && !budget.try_withdraw() {
+        // when its retry waits for the server's `Retry-After` or for the origin's pause, which
+        // pacing enforces for every call, it does not draw on the budget. A 429 that asks for
+        // no wait, at an origin that is not paused, is paced by nothing else: it does.
+        let paced = attempt.origin_paused
+            || matches!(
+                attempt.outcome,
+                Outcome::Response {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    retry_after: Some(wait),
+                    ..
+                } if !wait.is_zero()
+            );
+        let paid = !paced;
+        if paid && !budget.try_withdraw() {
             return Decision::Stop(StopReason::BudgetExhausted);
         }
-        Decision::Retry { after }
+        Decision::Retry { after, paid }
     }
 }
 
@@ -249,6 +259,7 @@ mod tests {
             vouched: false,
             max_attempts: None,
             resendable: true,
+            origin_paused: false,
         }
     }
 
@@ -312,7 +323,8 @@ mod tests {
         assert_eq!(
             decide(&attempt(&Method::GET, false, outcome)),
             Decision::Retry {
-                after: Duration::from_secs(7)
+                after: Duration::from_secs(7),
+                paid: false,
             }
         );
     }
