@@ -360,13 +360,24 @@ impl Client {
                 vouched: policy.idempotent,
                 max_attempts: policy.max_attempts,
                 resendable: body.as_ref().is_none_or(|b| b.can_resend()),
-                origin_paused: origin.limiter.is_paused(),
+                // Asked only where it matters: whether a 429's retry is paced by a pause.
+                origin_paused: matches!(
+                    outcome,
+                    retry::Outcome::Response {
+                        status: http::StatusCode::TOO_MANY_REQUESTS,
+                        ..
+                    }
+                ) && origin.limiter.is_paused(),
             };
+            // The id is read for the DEBUG event only when DEBUG is on.
+            let id = tracing::enabled!(tracing::Level::DEBUG)
+                .then(|| ids.last())
+                .flatten();
             telemetry::attempt_finished(
                 &attempt,
                 waited,
                 finished - attempt_started,
-                ids.last().as_deref(),
+                id.as_deref(),
             );
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after, paid: drew } => {

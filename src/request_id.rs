@@ -65,11 +65,18 @@ impl<'a> RequestIds<'a> {
 
     /// Takes the partner's id from an answer, and records it on the call's span.
     pub(crate) fn saw(&self, headers: &HeaderMap, span: &Span) {
-        let Some(value) = self
-            .names
-            .iter()
-            .find_map(|name| headers.get(name).filter(|v| !v.is_empty()))
-        else {
+        // One pass over the answer's few headers, in the order of `names`' preference among
+        // those present: cheaper than hashing every configured name.
+        let mut best: Option<(usize, &HeaderValue)> = None;
+        for (name, value) in headers {
+            if let Some(rank) = self.names.iter().position(|n| n == name)
+                && !value.is_empty()
+                && best.is_none_or(|(b, _)| rank < b)
+            {
+                best = Some((rank, value));
+            }
+        }
+        let Some((_, value)) = best else {
             return;
         };
         let id = shown(value);

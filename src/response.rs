@@ -43,7 +43,7 @@ pub struct Response {
     streaming: bool,
     /// How the body failed, once it has: every later `chunk` fails the same way, so a body
     /// cut short never looks complete.
-    failed: Option<(ErrorKind, String)>,
+    failed: Option<Box<(ErrorKind, String)>>,
     /// The server's `Retry-After` on a 429 or 503, kept for `error_for_status`.
     retry_after: Option<std::time::Duration>,
     /// The partner's request id (or the one the call sent), bounded and escaped.
@@ -230,7 +230,8 @@ impl Response {
             }
             self.timer.resume();
         }
-        if let Some((kind, detail)) = &self.failed {
+        if let Some(failed) = &self.failed {
+            let (kind, detail) = &**failed;
             return Err(self.error(*kind, Some(detail.clone())));
         }
         let result =
@@ -249,7 +250,7 @@ impl Response {
             };
         if let Err(err) = &result {
             let detail = err.detail().unwrap_or("the body failed").to_owned();
-            self.failed = Some((err.kind(), detail));
+            self.failed = Some(Box::new((err.kind(), detail)));
         }
         result
     }
@@ -332,29 +333,24 @@ impl Response {
                 .with_request_id(request_id.as_deref())
         };
         // An HTML error page behind a 200 is named as such, before any parsing.
-        if let Some(content_type) = self.headers().get(http::header::CONTENT_TYPE) {
-            let essence = content_type
-                .to_str()
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let json = essence == "application/json"
-                || essence.ends_with("+json")
-                || essence == "text/json"
-                || essence.is_empty();
-            if !json {
-                return Err(decode_error(format!(
-                    "expected JSON, got {}",
-                    crate::redact::printable(&essence)
-                )));
-            }
+        if let Some(content_type) = self.headers().get(http::header::CONTENT_TYPE)
+            && !is_json(content_type.as_bytes())
+        {
+            let essence = String::from_utf8_lossy(content_type.as_bytes());
+            let essence = essence.split(';').next().unwrap_or("").trim();
+            return Err(decode_error(format!(
+                "expected JSON, got {}",
+                crate::redact::printable(&essence.to_ascii_lowercase())
+            )));
         }
         let bytes = self.bytes().await?;
+        // The path to a field that broke costs something to track: a body is parsed plainly,
+        // and again with tracking only when it failed.
+        if let Ok(value) = serde_json::from_slice(&bytes) {
+            return Ok(value);
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        let value = serde_path_to_error::deserialize(&mut deserializer)
+        let value: std::result::Result<T, _> = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|e| (shown_path(e.path()), e.into_inner()))
             .and_then(|value| {
                 let end = deserializer.end();
@@ -404,6 +400,20 @@ impl Response {
             .with_attempts(self.attempts)
             .with_request_id(self.request_id.as_deref())
     }
+}
+
+/// Whether a `Content-Type` is JSON (`application/json`, `text/json`, `…+json`, with any
+/// parameters, any case). Compared in place: this runs on every `json()`.
+fn is_json(content_type: &[u8]) -> bool {
+    let essence = content_type
+        .split(|b| *b == b';')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    essence.is_empty()
+        || essence.eq_ignore_ascii_case(b"application/json")
+        || essence.eq_ignore_ascii_case(b"text/json")
+        || essence.len() > 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")
 }
 
 /// A path into a JSON document (`items[3].price`) that names struct fields and indexes only:

@@ -62,16 +62,24 @@ fn confine(base: &Url, url: Url) -> Result<Url> {
     let inside = path
         .strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    let decoded = path
-        .to_ascii_lowercase()
-        .replace("%2e", ".")
-        .replace("%2f", "/")
-        .replace("%5c", "/")
-        .replace("%3b", ";");
     // `..;` is `..` to servers that drop path parameters (Tomcat, Jetty, Spring).
-    let hidden_dots = decoded
-        .split(['/', '\\'])
-        .any(|segment| segment.split(';').next() == Some(".."));
+    let climbs = |path: &str| {
+        path.split(['/', '\\'])
+            .any(|segment| segment.split(';').next() == Some(".."))
+    };
+    // Most paths have nothing encoded: checked as they are, without decoding a copy.
+    let hidden_dots = if path.contains(['%', ';', '\\']) {
+        climbs(
+            &path
+                .to_ascii_lowercase()
+                .replace("%2e", ".")
+                .replace("%2f", "/")
+                .replace("%5c", "/")
+                .replace("%3b", ";"),
+        )
+    } else {
+        climbs(path)
+    };
     if same_origin && inside && !hidden_dots {
         Ok(url)
     } else {
