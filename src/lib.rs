@@ -66,6 +66,7 @@ pub mod internals;
 mod isolation;
 pub mod multipart;
 mod origins;
+mod pipeline;
 mod profile;
 mod ratelimit;
 mod redact;
