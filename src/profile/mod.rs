@@ -7,6 +7,7 @@
 
 pub(crate) mod fleet;
 mod headers;
+mod layers;
 mod secret;
 pub(crate) mod sections;
 mod validate;
@@ -38,9 +39,21 @@ use crate::redact::Redactor;
 /// assert!(profiles.get("billing").unwrap_err().is_config());
 /// # Ok::<(), outbound::Error>(())
 /// ```
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Profiles {
     profiles: BTreeMap<String, Profile>,
+    /// Each profile as written, `[defaults]` merged in, and the keys that came from them: what
+    /// environment overrides apply to.
+    raw: BTreeMap<String, (toml::Table, Vec<String>)>,
+}
+
+impl fmt::Debug for Profiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the raw tables: a proxy URL there may hold a password.
+        f.debug_struct("Profiles")
+            .field("profiles", &self.profiles)
+            .finish()
+    }
 }
 
 impl Profiles {
@@ -83,22 +96,114 @@ impl Profiles {
                 format!("invalid TOML{at}: {}", e.message()),
             ))
         })?;
-        let mut profiles = BTreeMap::new();
+        let mut table = table;
+        let defaults = match table.remove("defaults") {
+            None => toml::Table::new(),
+            Some(toml::Value::Table(defaults)) => defaults,
+            Some(_) => {
+                return Err(Error::config(ConfigError::new(
+                    "",
+                    "defaults",
+                    "must be a table of settings applied under every profile",
+                )));
+            }
+        };
+        let mut profiles = Profiles::default();
         for (name, value) in table {
-            let toml::Value::Table(body) = value else {
+            let toml::Value::Table(mut body) = value else {
                 return Err(Error::config(ConfigError::new(
                     "",
                     name.as_str(),
                     "is not a profile; settings go under a [name] table",
                 )));
             };
-            let settings = parse_settings(&name, body).map_err(Error::config)?;
-            // Refused here so that a bad file fails when it is loaded; `build` checks again,
-            // since a builder may have changed the settings since.
-            validate(&name, &settings).map_err(Error::config)?;
-            profiles.insert(name.clone(), Profile { name, settings });
+            let from_defaults = layers::merge_defaults(&defaults, &mut body);
+            let profile = Profile::checked(&name, body.clone())
+                .map_err(|e| Error::config(layers::blame_defaults(e, &from_defaults)))?;
+            profiles.profiles.insert(name.clone(), profile);
+            profiles.raw.insert(name, (body, from_defaults));
         }
-        Ok(Profiles { profiles })
+        Ok(profiles)
+    }
+
+    /// Applies environment overrides: `<PREFIX>_<PROFILE>__<SECTION>__<KEY>=value` sets one key
+    /// of one profile (the profile name upper-cased, `-` written `_`), over the file and
+    /// `[defaults]`, with the same validation. Values are read as TOML when they parse as a
+    /// TOML value (`3`, `true`, `[408, 429]`), else as text (`5s`). A secret stays a secret
+    /// source: `..__AUTH__KEY__ENV=VAR` names a variable; an inline secret is refused here too.
+    ///
+    /// ```no_run
+    /// // With OUTBOUND_CRM__TIMEOUTS__TOTAL=5s in the environment:
+    /// let profiles = outbound::Profiles::from_toml_file("integrations.toml")?.with_env("OUTBOUND")?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_config`] naming the variable: one that names no profile or no key, an
+    /// unknown key, a value of the wrong type, or a value that breaks a rule.
+    pub fn with_env(self, prefix: &str) -> Result<Profiles> {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        self.with_env_from(prefix, vars)
+    }
+
+    /// [`with_env`](Self::with_env) over the given variables instead of the process
+    /// environment (from a config service, or in a test).
+    ///
+    /// ```
+    /// let profiles = outbound::Profiles::from_toml_str("[crm]\nbase_url = \"https://api.crm.example\"")?
+    ///     .with_env_from("OUTBOUND", [("OUTBOUND_CRM__RETRY__MAX_ATTEMPTS", "5")])?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`with_env`](Self::with_env).
+    pub fn with_env_from<K, V>(
+        mut self,
+        prefix: &str,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Profiles>
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars = vars.into_iter().map(|(k, v)| (k.into(), v.into()));
+        let names: Vec<String> = self.profiles.keys().cloned().collect();
+        let overrides = layers::overrides(prefix, names.iter().map(String::as_str), vars)
+            .map_err(Error::config)?;
+        for name in &names {
+            let mine: Vec<_> = overrides.iter().filter(|o| &o.profile == name).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let Some((body, from_defaults)) = self.raw.get_mut(name) else {
+                continue;
+            };
+            for o in &mine {
+                layers::set(body, &o.path, o.value.clone()).map_err(|problem| {
+                    Error::config(ConfigError::new(name, o.variable.as_str(), problem))
+                })?;
+                let path = o.path.join(".");
+                from_defaults.retain(|p| p != &path && !path.starts_with(&format!("{p}.")));
+            }
+            let profile = Profile::checked(name, body.clone()).map_err(|e| {
+                // Named after the variable that set the key, when one did.
+                let key = e.key().to_owned();
+                match mine.iter().find(|o| {
+                    let path = o.path.join(".");
+                    key == path
+                        || key.starts_with(&format!("{path}."))
+                        || path.starts_with(&format!("{key}."))
+                }) {
+                    Some(o) => Error::config(e.named_after(&o.variable)),
+                    None => Error::config(layers::blame_defaults(e, from_defaults)),
+                }
+            })?;
+            self.profiles.insert(name.clone(), profile);
+        }
+        Ok(self)
     }
 
     /// The profile called `name`.
@@ -162,6 +267,18 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Parses and validates `body` as the profile `name`.
+    fn checked(name: &str, body: toml::Table) -> Result<Profile, ConfigError> {
+        let settings = parse_settings(name, body)?;
+        // Refused here so that a bad file fails when it is loaded; `build` checks again,
+        // since a builder may have changed the settings since.
+        validate(name, &settings)?;
+        Ok(Profile {
+            name: name.to_owned(),
+            settings,
+        })
+    }
+
     /// The profile's name (its table name in the file).
     pub fn name(&self) -> &str {
         &self.name

@@ -40,6 +40,25 @@ impl ConfigError {
             problem: problem.into(),
         }
     }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The same problem, said more precisely (where the value came from).
+    pub(crate) fn with_suffix(mut self, suffix: &str) -> Self {
+        self.problem.push_str(suffix);
+        self
+    }
+
+    /// The same problem, named after the environment variable that set the value.
+    pub(crate) fn named_after(self, variable: &str) -> Self {
+        ConfigError {
+            profile: self.profile,
+            key: variable.to_owned(),
+            problem: format!("({}) {}", self.key, self.problem),
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
