@@ -57,6 +57,9 @@ pub(crate) fn record(
     max_retry_after: Duration,
 ) {
     let verdict = Verdict::of(&outcome);
+    origin
+        .outcomes
+        .record(matches!(verdict, Some(Verdict::Failure)));
     if paid && verdict == Some(Verdict::Success) {
         origin.budget.refund();
     }

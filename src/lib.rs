@@ -60,6 +60,7 @@ mod error;
 #[cfg(feature = "fleet")]
 mod fleet;
 mod gate;
+mod health;
 mod hook;
 #[doc(hidden)]
 pub mod internals;
@@ -83,6 +84,7 @@ mod transport;
 pub use builder::ClientBuilder;
 pub use client::Client;
 pub use error::{Error, ErrorKind, Result};
+pub use health::{Health, OriginHealth};
 pub use hook::{AttemptRequest, HookError};
 pub use profile::sections::{AuthMethod, Proxy, TlsVersion};
 pub use profile::{Profile, Profiles};

@@ -41,6 +41,12 @@ pub(crate) struct Origin {
     /// `None` when `circuit_breaker.enabled = false`.
     pub(crate) breaker: Option<Arc<Breaker>>,
     pub(crate) limiter: Limiter,
+    /// Recent attempts and failures, for `Client::health`.
+    pub(crate) outcomes: crate::health::Outcomes,
+    /// Calls in flight, and the bulkhead.
+    pub(crate) in_flight: crate::health::InFlight,
+    /// `scheme://host[:port]`.
+    pub(crate) name: Arc<str>,
 }
 
 /// The name of `url`'s origin, `scheme://host[:port]` as the URL's origin serializes, except
@@ -89,6 +95,16 @@ impl<T> PerOrigin<T> {
         let entry = Arc::new((self.make)(&key));
         entries.insert(key, entry.clone());
         entry
+    }
+
+    /// Every origin with its own entry.
+    pub(crate) fn all(&self) -> Vec<Arc<T>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// How many origins have their own entry.

@@ -94,6 +94,12 @@ impl Client {
         s.redactor.mark_sensitive(&mut headers);
         let origin = s.origins.get(&url);
         *origin_out = Some(origin.clone());
+        // The bulkhead: a slot for the whole call, given back however it ends.
+        let _in_flight = origin
+            .in_flight
+            .enter(&origin.name, call_deadline.at)
+            .await
+            .map_err(|e| fail(e, 0))?;
         origin.budget.deposit();
         if let (Some(max), Some(body)) = (s.body.log, body.as_ref().and_then(|b| b.as_bytes())) {
             let content_type = headers

@@ -140,6 +140,7 @@ fn origins(
     #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
+    let max_in_flight = s.concurrency.as_ref().map(|c| c.max_in_flight);
     #[cfg(feature = "fleet")]
     let (quota, link) = fleet_quota(s, quota, fleet);
     let breaker = s.circuit_breaker.enabled.then(|| s.circuit_breaker.clone());
@@ -148,6 +149,9 @@ fn origins(
         // The overflow entry of `PerOrigin` has no origin of its own.
         labels: Labels::new(&profile, origin),
         budget: RetryBudget::new(budget_percent),
+        outcomes: crate::health::Outcomes::new(),
+        in_flight: crate::health::InFlight::new(max_in_flight),
+        name: origin.into(),
         breaker: breaker
             .as_ref()
             .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),

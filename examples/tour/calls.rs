@@ -149,5 +149,11 @@ pub(crate) async fn ceiling(origin: &str) -> anyhow::Result<()> {
         "A runaway loop with [budget] max_calls = 50, per = \"1d\": {sent} calls went out, then -> {stopped}"
     );
     ensure!(sent == 50 && stopped.is_budget_exhausted() && paid.budget_remaining() == Some(0));
+    let health = paid.health();
+    println!(
+        "client.health(), for a readiness probe: {}",
+        serde_json::to_string(&health)?
+    );
+    ensure!(health.budget_remaining == Some(0) && health.origins[0].breaker == "closed");
     Ok(())
 }

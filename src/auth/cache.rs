@@ -109,6 +109,13 @@ impl TokenCache {
             .clone()
     }
 
+    /// How long the cached token stays valid, if there is one.
+    pub(crate) fn valid_for(&self) -> Option<Duration> {
+        self.cached()
+            .map(|token| token.expires_at.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
     /// A valid token: from the cache, or fetched (once, however many callers wait).
     ///
     /// # Cancellation

@@ -232,6 +232,14 @@ impl Credentials {
         pairs.append_pair(param, secret.expose_secret());
     }
 
+    /// How long the cached OAuth token stays valid (`None` without OAuth or without a token).
+    pub(crate) fn token_valid_for(&self) -> Option<std::time::Duration> {
+        match self {
+            Credentials::OAuth(cache) => cache.valid_for(),
+            _ => None,
+        }
+    }
+
     /// After a 401: forget `token` (if still current) so the next call fetches a new one.
     pub(crate) fn invalidate(&self, token: &Token) {
         if let Credentials::OAuth(cache) = self {

@@ -200,6 +200,15 @@ impl Breaker {
     pub(crate) fn state(&self) -> State {
         self.observer.state()
     }
+
+    /// The state's name, and while open, how long until a probe may pass: for `health()`.
+    pub(crate) fn health(&self) -> (&'static str, Option<std::time::Duration>) {
+        let state = self.observer.state();
+        let open_for = (state == State::Open)
+            .then(|| self.observer.next_probe_in())
+            .flatten();
+        (state.name(), open_for)
+    }
 }
 
 /// Permission for one attempt. Record its verdict; a probe dropped without one (the call was

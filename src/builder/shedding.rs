@@ -85,4 +85,15 @@ impl ClientBuilder {
         self.settings.budget = Some(crate::profile::sections::Budget { max_calls, per });
         self
     }
+
+    /// A bulkhead per origin: at most `max` calls to one origin in flight at a time; a call
+    /// that gets no slot before its deadline fails with
+    /// [`Error::is_overloaded`](crate::Error::is_overloaded) and sends nothing, so one slow
+    /// partner cannot take every worker. Profile key: `concurrency.max_in_flight`. Default: no
+    /// limit.
+    pub fn max_in_flight(mut self, max: u32) -> ClientBuilder {
+        self.settings.concurrency =
+            Some(crate::profile::sections::Concurrency { max_in_flight: max });
+        self
+    }
 }

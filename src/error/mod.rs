@@ -66,6 +66,9 @@ pub enum ErrorKind {
     /// The profile's spending ceiling (`[budget] max_calls` per period) is reached; nothing was
     /// sent.
     BudgetExhausted,
+    /// The origin's bulkhead (`[concurrency] max_in_flight`) had no slot before the deadline;
+    /// nothing was sent.
+    Overloaded,
 }
 
 mod show;
@@ -90,6 +93,7 @@ impl ErrorKind {
             ErrorKind::Auth => "auth",
             ErrorKind::Isolated => "isolated",
             ErrorKind::BudgetExhausted => "budget_exhausted",
+            ErrorKind::Overloaded => "overloaded",
         }
     }
 
@@ -111,6 +115,7 @@ impl ErrorKind {
             ErrorKind::Auth => "authentication failed",
             ErrorKind::Isolated => "client isolated",
             ErrorKind::BudgetExhausted => "spending ceiling reached",
+            ErrorKind::Overloaded => "too many calls in flight",
         }
     }
 }
@@ -343,6 +348,12 @@ impl Error {
     /// [`retry_after`](Error::retry_after) says when the period ends.
     pub fn is_budget_exhausted(&self) -> bool {
         matches!(self.inner.kind, ErrorKind::BudgetExhausted)
+    }
+
+    /// The origin's bulkhead (`[concurrency] max_in_flight`) had no free slot before the
+    /// call's deadline; nothing was sent.
+    pub fn is_overloaded(&self) -> bool {
+        matches!(self.inner.kind, ErrorKind::Overloaded)
     }
 
     /// The HTTP status of the last response, if there was one.

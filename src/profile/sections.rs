@@ -128,6 +128,13 @@ pub(crate) struct RateLimit {
     pub(crate) burst: Option<u32>,
 }
 
+/// `[profile.concurrency]`: at most `max_in_flight` calls to one origin at a time.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Concurrency {
+    pub(crate) max_in_flight: u32,
+}
+
 /// `[profile.budget]`: at most `max_calls` requests (retries included: they are billed too) per
 /// period, counted in windows aligned to the Unix epoch (`per = "1d"`: UTC days).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -363,6 +370,9 @@ pub(crate) struct Settings {
     pub(crate) redact: Redact,
     #[serde(default)]
     pub(crate) log: Log,
+    /// `[concurrency]`: the bulkhead of each origin.
+    #[serde(default)]
+    pub(crate) concurrency: Option<Concurrency>,
     /// `[budget]`: a spending ceiling.
     #[serde(default)]
     pub(crate) budget: Option<Budget>,
@@ -398,6 +408,7 @@ impl Default for Settings {
             log: Log::default(),
             headers: BTreeMap::new(),
             budget: None,
+            concurrency: None,
             fleet: None,
         }
     }

@@ -222,6 +222,15 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
         }
     }
 
+    if let Some(c) = &s.concurrency
+        && !(1..=1_000_000).contains(&c.max_in_flight)
+    {
+        return err(
+            "concurrency.max_in_flight",
+            "must be between 1 and 1000000".into(),
+        );
+    }
+
     if let Some(budget) = &s.budget {
         if budget.max_calls == 0 {
             return err(

@@ -219,6 +219,16 @@ impl Limiter {
         }
     }
 
+    /// How long a server-requested pause still holds this origin, if one does.
+    pub(crate) fn paused_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.blocked_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+    }
+
     /// Whether a server-requested pause holds this origin now.
     pub(crate) fn is_paused(&self) -> bool {
         self.blocked_until
