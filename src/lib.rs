@@ -78,6 +78,8 @@ mod response;
 mod retry;
 mod shared;
 mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls_error;
 mod transport;
 

@@ -21,12 +21,15 @@ use tokio::time::Instant;
 /// One request as the server read it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The method.
     pub method: String,
     /// Path and query, as sent.
     pub target: String,
     /// Names lowercase, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The body as read.
     pub body: Vec<u8>,
+    /// When the request was read.
     pub at: Instant,
     /// Which connection (in accept order) carried it.
     pub connection: usize,
@@ -53,8 +56,11 @@ impl Recorded {
 pub enum Reply {
     /// A normal response.
     Respond {
+        /// The status code.
         status: u16,
+        /// Headers, in order.
         headers: Vec<(String, String)>,
+        /// The body.
         body: Vec<u8>,
         /// Pause between body bytes, if trickling.
         trickle: Option<Duration>,
@@ -66,14 +72,21 @@ pub enum Reply {
     /// Never answer; keep the connection open.
     Stall,
     /// Send the status line and headers, then never send the body.
-    StallBody { status: u16 },
+    StallBody {
+        /// The status code.
+        status: u16,
+    },
     /// A chunked body that never ends.
     Endless,
     /// Send the head and part of the body, then reset the connection.
-    Truncated { status: u16 },
+    Truncated {
+        /// The status code.
+        status: u16,
+    },
 }
 
 impl Reply {
+    /// An empty answer with `status`.
     pub fn status(status: u16) -> Reply {
         Reply::Respond {
             status,
@@ -84,16 +97,19 @@ impl Reply {
         }
     }
 
+    /// A 200 with `body`.
     pub fn ok(body: impl Into<Vec<u8>>) -> Reply {
         Reply::status(200).body(body)
     }
 
+    /// `status` with a JSON `body` and its `Content-Type`.
     pub fn json(status: u16, body: &str) -> Reply {
         Reply::status(status)
             .header("content-type", "application/json")
             .body(body)
     }
 
+    /// A redirect (`status`) to `location`.
     pub fn redirect(status: u16, location: &str) -> Reply {
         Reply::status(status).header("location", location)
     }
@@ -114,6 +130,7 @@ impl Reply {
             .body(body)
     }
 
+    /// Adds a header.
     pub fn header(mut self, name: &str, value: &str) -> Reply {
         if let Reply::Respond { headers, .. } = &mut self {
             headers.push((name.to_owned(), value.to_owned()));
@@ -121,6 +138,7 @@ impl Reply {
         self
     }
 
+    /// Replaces the body.
     pub fn body(mut self, new: impl Into<Vec<u8>>) -> Reply {
         if let Reply::Respond { body, .. } = &mut self {
             *body = new.into();
@@ -136,6 +154,7 @@ impl Reply {
         self
     }
 
+    /// Sends the body a byte at a time, `every` apart.
     pub fn trickle(mut self, every: Duration) -> Reply {
         if let Reply::Respond { trickle, .. } = &mut self {
             *trickle = Some(every);
@@ -160,6 +179,15 @@ pub struct TestServer {
     addr: SocketAddr,
     state: Arc<State>,
     task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer")
+            .field("addr", &self.addr)
+            .field("received", &self.received())
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServer {
@@ -209,6 +237,7 @@ impl TestServer {
         TestServer::start(move |_| reply.clone()).await
     }
 
+    /// The loopback address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -223,10 +252,12 @@ impl TestServer {
         self.url("")
     }
 
+    /// Every request read so far (while recording).
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.requests.lock().expect("lock").clone()
     }
 
+    /// How many requests it read.
     pub fn hits(&self) -> usize {
         self.state.requests.lock().expect("lock").len()
     }
@@ -252,6 +283,7 @@ impl TestServer {
         self.state.recording.store(false, Ordering::Relaxed);
     }
 
+    /// How many connections it accepted.
     pub fn connections(&self) -> usize {
         self.state.connections.load(Ordering::SeqCst)
     }
