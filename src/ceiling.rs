@@ -32,6 +32,19 @@ struct Window {
     warned: u8,
 }
 
+impl Window {
+    /// Starts window `index` if it is a later one: a wall clock stepped back gives no new
+    /// allowance.
+    fn move_to(&mut self, index: u64) {
+        if index > self.index {
+            *self = Window {
+                index,
+                ..Window::default()
+            };
+        }
+    }
+}
+
 #[cfg(feature = "fleet")]
 const COUNT: &str = r"
 local n = redis.call('INCR', KEYS[1])
@@ -83,13 +96,7 @@ impl Ceiling {
         let _ = deadline;
         let used = {
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-            // Only a later window starts over: a wall clock stepped back gives no new allowance.
-            if index > window.index {
-                *window = Window {
-                    index,
-                    ..Window::default()
-                };
-            }
+            window.move_to(index);
             if window.used >= self.max {
                 self.max.saturating_add(1)
             } else {
@@ -110,12 +117,7 @@ impl Ceiling {
     ) -> Result<(), Error> {
         let warn = {
             let mut window = self.window.lock().unwrap_or_else(PoisonError::into_inner);
-            if index > window.index {
-                *window = Window {
-                    index,
-                    ..Window::default()
-                };
-            }
+            window.move_to(index);
             if shared {
                 window.used = window.used.max(used.min(self.max));
             }
@@ -178,9 +180,7 @@ impl Ceiling {
             &format!("budget|{}", self.profile),
             &format!("{}ms:{index}", self.per.as_millis()),
         );
-        let ttl = u64::try_from(self.per.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let ttl = crate::fleet::expiry_ms(self.per);
         fleet
             .run("budget", deadline, |mut c| async move {
                 redis::Script::new(COUNT)

@@ -5,13 +5,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind};
+use crate::telemetry::millis;
 
 /// What a client knows of its integration, now.
 ///
@@ -168,11 +168,6 @@ impl InFlight {
     }
 }
 
-/// Milliseconds, saturating.
-pub(crate) fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 impl crate::Client {
     /// A snapshot of what the client knows of its integration: per origin, the breaker's state
     /// (and until when it is open), a server-requested pause, the failure ratio of the last
@@ -194,8 +189,8 @@ impl crate::Client {
                 OriginHealth {
                     origin: origin.name.to_string(),
                     breaker,
-                    breaker_open_for_ms: open_for.map(ms),
-                    paused_for_ms: origin.limiter.paused_for().map(ms),
+                    breaker_open_for_ms: open_for.map(millis),
+                    paused_for_ms: origin.limiter.paused_for().map(millis),
                     failure_ratio: if attempts == 0 {
                         0.0
                     } else {
@@ -210,7 +205,7 @@ impl crate::Client {
         Health {
             profile: s.name.clone(),
             isolated: s.isolated.load(Ordering::Relaxed),
-            token_valid_for_ms: s.credentials.token_valid_for().map(ms),
+            token_valid_for_ms: s.credentials.token_valid_for().map(millis),
             budget_remaining: s.ceiling.as_ref().map(crate::ceiling::Ceiling::remaining),
             origins,
         }

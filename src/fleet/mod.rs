@@ -33,6 +33,15 @@ use crate::profile::ConfigError;
 use crate::profile::fleet::{Fleet as Settings, Share};
 use crate::telemetry::fleet as telemetry;
 
+/// The longest expiry Redis is asked to keep (about 31 years): Redis refuses one past its
+/// clock's range, and every wait here is capped long before.
+const MAX_EXPIRY_MS: u64 = 1_000_000_000_000;
+
+/// `d` as a Redis expiry (`PX`): at least 1 ms, at most [`MAX_EXPIRY_MS`].
+pub(crate) fn expiry_ms(d: Duration) -> u64 {
+    crate::telemetry::millis(d).clamp(1, MAX_EXPIRY_MS)
+}
+
 const PROBE_MIN: Duration = Duration::from_secs(1);
 const PROBE_MAX: Duration = Duration::from_secs(30);
 /// The longest a new connection may take (within the call's deadline): a TCP and TLS handshake

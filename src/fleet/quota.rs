@@ -28,9 +28,6 @@ pub(crate) const LEASE_LIFETIME: Duration = Duration::from_millis(250);
 /// How stale a replica's view of the shared pause may be, for an origin without a shared quota.
 const PAUSE_READ_EVERY: Duration = Duration::from_millis(200);
 
-/// About 31 years: the longest pause Redis is asked to keep.
-const MAX_PAUSE_MS: u64 = 1_000_000_000_000;
-
 /// KEYS: the quota's theoretical arrival time (µs on Redis's clock), the pause.
 /// ARGV: emission interval (µs), burst (slots), slots wanted, whether to honour the pause.
 /// Returns {slots granted, µs until the next slot, ms of pause left}.
@@ -267,10 +264,7 @@ impl OriginLink {
             return;
         };
         let link = self.clone();
-        // Redis refuses an expiry past its clock's range; a pause is capped long before.
-        let ms = u64::try_from(wait.as_millis())
-            .unwrap_or(u64::MAX)
-            .clamp(1, MAX_PAUSE_MS);
+        let ms = super::expiry_ms(wait);
         runtime.spawn(async move {
             let deadline = Fleet::background();
             let mut invocation = link.pause_script.key(&link.pause_key);

@@ -27,8 +27,6 @@ use crate::transport::later;
 const POLL_EVERY: Duration = Duration::from_millis(25);
 /// At most this much more than the refresh margin must be left of a shared token to take it.
 const SLACK: Duration = Duration::from_secs(1);
-/// The longest lifetime Redis is asked to keep (about 31 years).
-const MAX_TTL_MS: u64 = 1_000_000_000_000;
 
 /// KEYS: the token. Returns {value, ms left} or nil.
 const READ: &str = r"
@@ -156,9 +154,7 @@ impl TokenLink {
             let hold = bound
                 .saturating_add(self.fleet.connect_budget())
                 .saturating_add(self.fleet.settings.command_timeout);
-            let lock_ms = u64::try_from(hold.as_millis())
-                .unwrap_or(MAX_TTL_MS)
-                .clamp(1, MAX_TTL_MS);
+            let lock_ms = super::expiry_ms(hold);
             let n = self
                 .taken
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -279,13 +275,8 @@ impl TokenLink {
 
     /// Stores `token` sealed for the rest of its lifetime; the sealed value, if stored.
     async fn store(&self, token: &Obtained, spent: Duration) -> Option<Arc<[u8]>> {
-        let millis = |d: Duration| {
-            u64::try_from(d.as_millis())
-                .unwrap_or(MAX_TTL_MS)
-                .clamp(1, MAX_TTL_MS)
-        };
-        let ms = millis(token.lifetime.saturating_sub(spent));
-        let lifetime_ms = millis(token.lifetime);
+        let ms = super::expiry_ms(token.lifetime.saturating_sub(spent));
+        let lifetime_ms = super::expiry_ms(token.lifetime);
         let mut plain = secrecy::zeroize::Zeroizing::new(lifetime_ms.to_be_bytes().to_vec());
         plain.extend_from_slice(token.access_token.expose_secret().as_bytes());
         let sealed: Arc<[u8]> = self.seal.seal(&plain)?.into();

@@ -231,10 +231,7 @@ impl Limiter {
 
     /// Whether a server-requested pause holds this origin now.
     pub(crate) fn is_paused(&self) -> bool {
-        self.blocked_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|until| until > Instant::now())
+        self.paused_for().is_some()
     }
 
     /// Pauses the origin until `now + wait` unless it is already paused longer; whether the
