@@ -14,6 +14,7 @@ use crate::redirect::{Attempted, Hop};
 use crate::retry::{self, Delivery, Outcome};
 use crate::shared::Shared;
 use crate::transport::Deadline;
+use tokio::time::Instant;
 
 /// Step 6, classify: the outcome of an attempt, as far as retrying is concerned.
 pub(crate) fn classify(
@@ -55,6 +56,7 @@ pub(crate) fn record(
     attempted: &Attempted,
     (outcome, paid): (Outcome, bool),
     max_retry_after: Duration,
+    sent: Instant,
 ) {
     let verdict = Verdict::of(&outcome);
     origin
@@ -86,7 +88,7 @@ pub(crate) fn record(
         answered_by.limiter.observe(
             response.status(),
             response.headers(),
-            retry_after,
+            (retry_after, sent),
             max_retry_after,
         );
     }

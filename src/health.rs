@@ -49,6 +49,9 @@ pub struct OriginHealth {
     pub breaker_open_for_ms: Option<u64>,
     /// While a server-requested pause holds: how long it still lasts.
     pub paused_for_ms: Option<u64>,
+    /// With `rate_limit.adaptive`, once the origin has throttled: the rate learned, in
+    /// requests per second.
+    pub adaptive_rate: Option<f64>,
     /// Failed attempts among the attempts of the last 10 s (0 when there were none).
     pub failure_ratio: f64,
     /// Attempts in the last 10 s.
@@ -191,6 +194,7 @@ impl crate::Client {
                     breaker,
                     breaker_open_for_ms: open_for.map(millis),
                     paused_for_ms: origin.limiter.paused_for().map(millis),
+                    adaptive_rate: origin.limiter.adaptive_rate(),
                     failure_ratio: if attempts == 0 {
                         0.0
                     } else {

@@ -189,8 +189,8 @@ impl LimiterProbe {
     pub fn new(requests_per_second: Option<f64>) -> LimiterProbe {
         let quota = requests_per_second.and_then(|rps| {
             crate::ratelimit::quota(&crate::profile::sections::RateLimit {
-                requests_per_second: rps,
-                burst: None,
+                requests_per_second: Some(rps),
+                ..Default::default()
             })
         });
         LimiterProbe {

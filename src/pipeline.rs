@@ -207,6 +207,7 @@ impl Client {
                 &attempted,
                 (outcome, paid),
                 s.settings.retry.max_retry_after,
+                attempt_started,
             );
 
             // A 401 to a cached token: the server refused before acting, so one resend with a

@@ -140,6 +140,7 @@ fn origins(
     #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
+    let adaptive = s.rate_limit.as_ref().is_some_and(|l| l.adaptive);
     let max_in_flight = s.concurrency.as_ref().map(|c| c.max_in_flight);
     #[cfg(feature = "fleet")]
     let (quota, link) = fleet_quota(s, quota, fleet);
@@ -156,7 +157,7 @@ fn origins(
             .as_ref()
             .map(|settings| Arc::new(Breaker::new(origin.to_owned(), settings))),
         limiter: {
-            let limiter = Limiter::new(origin.to_owned(), quota);
+            let limiter = Limiter::new(origin.to_owned(), quota).adaptive(adaptive);
             #[cfg(feature = "fleet")]
             let limiter = limiter.with_fleet(link(&profile, origin));
             limiter
@@ -181,10 +182,11 @@ fn fleet_quota(
         (Some(fleet), Some(limit)) if fleet.shares(crate::profile::fleet::Share::RateLimit) => {
             let hint = f64::from(fleet.settings.replicas_hint);
             let alone = crate::profile::sections::RateLimit {
-                requests_per_second: limit.requests_per_second / hint,
+                requests_per_second: limit.requests_per_second.map(|rate| rate / hint),
                 burst: limit
                     .burst
                     .map(|b| (b / fleet.settings.replicas_hint).max(1)),
+                adaptive: limit.adaptive,
             };
             // A rate validation accepted, divided, may fall below what can be paced: then the
             // fleet's quota alone paces, and the fallback keeps the whole quota.

@@ -93,7 +93,7 @@ fn every_section_of_the_format_parses() {
     for shown in [
         "max_attempts: 4",
         "failure_ratio: 0.6",
-        "requests_per_second: 50.0",
+        "requests_per_second: Some(50.0)",
         "Tls13",
     ] {
         assert!(debug.contains(shown), "{shown} missing from {debug}");
@@ -236,6 +236,17 @@ fn range_rules_name_the_key() {
             "requests_per_second = 0",
             "rate_limit.requests_per_second: must be between",
         ),
+        (
+            "rate_limit",
+            "burst = 5",
+            "rate_limit.burst: needs rate_limit.requests_per_second",
+        ),
+        (
+            "rate_limit",
+            "adaptive = false",
+            "rate_limit: sets neither requests_per_second nor adaptive = true",
+        ),
+        ("rate_limit", "adaptive = 'yes'", "rate_limit.adaptive"),
         (
             "auth",
             "type = 'api_key'\nkey = { env = 'PARTNER_KEY' }\nheader = 'bad header'",

@@ -59,10 +59,40 @@ impl ClientBuilder {
     /// # Ok::<(), outbound::Error>(())
     /// ```
     pub fn rate_limit(mut self, requests_per_second: f64, burst: Option<u32>) -> ClientBuilder {
-        self.settings.rate_limit = Some(RateLimit {
-            requests_per_second,
-            burst,
-        });
+        let limit = self
+            .settings
+            .rate_limit
+            .get_or_insert_with(RateLimit::default);
+        limit.requests_per_second = Some(requests_per_second);
+        limit.burst = burst;
+        self
+    }
+
+    /// Learns each origin's quota from throttling answers that say nothing (a 429 without
+    /// `Retry-After` or quota headers), on top of any fixed [`rate_limit`](Self::rate_limit):
+    /// nothing is paced until the origin throttles; then calls are paced at 0.7× the rate that
+    /// was being sent, climbing back along a cubic curve (the AWS SDKs' adaptive mode). Profile
+    /// key: `rate_limit.adaptive`. Default: off.
+    ///
+    /// Every such 429 counts as a sign of the quota, so leave this off for an API that answers
+    /// 429 for other reasons (lock contention) without a `Retry-After`.
+    ///
+    /// ```
+    /// let client = outbound::Client::builder()
+    ///     .base_url("https://api.partner.example")
+    ///     .adaptive_rate_limit(true)
+    ///     .build()?;
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn adaptive_rate_limit(mut self, on: bool) -> ClientBuilder {
+        let limit = self
+            .settings
+            .rate_limit
+            .get_or_insert_with(RateLimit::default);
+        limit.adaptive = on;
+        if !on && limit.requests_per_second.is_none() {
+            self.settings.rate_limit = None;
+        }
         self
     }
 

@@ -118,13 +118,15 @@ impl OriginLink {
         origin: &str,
         limit: Option<&RateLimit>,
     ) -> Option<OriginLink> {
+        // The adaptive rate stays each replica's own: it learns from the answers that replica
+        // sees.
         let gcra = limit
             .filter(|_| fleet.shares(Share::RateLimit))
-            .map(|limit| Gcra {
-                interval_us: 1e6 / limit.requests_per_second,
-                burst: limit
-                    .burst
-                    .unwrap_or(limit.requests_per_second.ceil().min(f64::from(u32::MAX)) as u32)
+            .and_then(|limit| Some((limit.requests_per_second?, limit.burst)))
+            .map(|(rate, burst)| Gcra {
+                interval_us: 1e6 / rate,
+                burst: burst
+                    .unwrap_or(rate.ceil().min(f64::from(u32::MAX)) as u32)
                     .max(1),
             });
         let share_pause = fleet.shares(Share::Pause);

@@ -146,7 +146,9 @@ pub(crate) fn validate(
     }
     if let Some(limit) = limit
         && fleet.share.contains(&Share::RateLimit)
-        && limit.requests_per_second > MAX_SHARED_RATE
+        && limit
+            .requests_per_second
+            .is_some_and(|rate| rate > MAX_SHARED_RATE)
     {
         return err(
             "rate_limit.requests_per_second",

@@ -119,13 +119,18 @@ impl Default for CircuitBreaker {
     }
 }
 
-/// `[profile.rate_limit]`: absent means no client-side quota.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// `[profile.rate_limit]`: absent means no client-side quota. At least one of a fixed quota
+/// (`requests_per_second`) and `adaptive` is set.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RateLimit {
-    pub(crate) requests_per_second: f64,
+    pub(crate) requests_per_second: Option<f64>,
     /// Defaults to one second's worth of requests (at least 1).
     pub(crate) burst: Option<u32>,
+    /// Learn the origin's quota from throttling answers that say nothing (see
+    /// `ratelimit::adaptive`).
+    #[serde(default)]
+    pub(crate) adaptive: bool,
 }
 
 /// `[profile.concurrency]`: at most `max_in_flight` calls to one origin at a time.

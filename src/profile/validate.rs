@@ -11,7 +11,7 @@ use url::Url;
 
 use governor::Quota;
 
-use super::sections::{Auth, Settings};
+use super::sections::{Auth, RateLimit, Settings};
 
 /// What validation proved, in the types the client is built from: `build` consumes these as they
 /// are, so nothing is parsed twice and no check is repeated where it cannot fail.
@@ -191,35 +191,7 @@ pub(crate) fn validate(profile: &str, s: &Settings) -> Result<Checked, ConfigErr
 
     let mut quota = None;
     if let Some(limit) = &s.rate_limit {
-        let rate = limit.requests_per_second;
-        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
-            return err(
-                "rate_limit.requests_per_second",
-                format!("must be between {MIN_RATE} (one call in about 12 days) and {MAX_RATE}"),
-            );
-        }
-        match limit.burst {
-            Some(0) => return err("rate_limit.burst", "must be at least 1".into()),
-            // Refilling the burst must take a span a clock can count (governor's GCRA works
-            // in u64 nanoseconds).
-            Some(burst) if f64::from(burst - 1) / rate > MAX_BURST_REFILL_SECS => {
-                return err(
-                    "rate_limit.burst",
-                    format!(
-                        "is too large for requests_per_second = {rate}: refilling it must take \
-                         at most {MAX_BURST_REFILL_SECS} seconds"
-                    ),
-                );
-            }
-            _ => {}
-        }
-        quota = crate::ratelimit::quota(limit);
-        if quota.is_none() {
-            return err(
-                "rate_limit.requests_per_second",
-                format!("{rate} cannot be paced"),
-            );
-        }
+        quota = rate_limit(profile, limit)?;
     }
 
     if let Some(c) = &s.concurrency
@@ -366,4 +338,54 @@ fn check_url(
         return err("must have a host");
     }
     Ok(())
+}
+
+/// Checks `[rate_limit]`; its fixed quota, if it sets one.
+fn rate_limit(profile: &str, limit: &RateLimit) -> Result<Option<Quota>, ConfigError> {
+    let err = |key: &str, problem: String| Err(ConfigError::new(profile, key, problem));
+    let Some(rate) = limit.requests_per_second else {
+        if limit.burst.is_some() {
+            return err(
+                "rate_limit.burst",
+                "needs rate_limit.requests_per_second: the adaptive rate keeps its own burst"
+                    .into(),
+            );
+        }
+        if !limit.adaptive {
+            return err(
+                "rate_limit",
+                "sets neither requests_per_second nor adaptive = true (or remove [rate_limit])"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    };
+    if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+        return err(
+            "rate_limit.requests_per_second",
+            format!("must be between {MIN_RATE} (one call in about 12 days) and {MAX_RATE}"),
+        );
+    }
+    match limit.burst {
+        Some(0) => return err("rate_limit.burst", "must be at least 1".into()),
+        // Refilling the burst must take a span a clock can count (governor's GCRA works
+        // in u64 nanoseconds).
+        Some(burst) if f64::from(burst - 1) / rate > MAX_BURST_REFILL_SECS => {
+            return err(
+                "rate_limit.burst",
+                format!(
+                    "is too large for requests_per_second = {rate}: refilling it must take \
+                     at most {MAX_BURST_REFILL_SECS} seconds"
+                ),
+            );
+        }
+        _ => {}
+    }
+    match crate::ratelimit::quota(limit) {
+        Some(quota) => Ok(Some(quota)),
+        None => err(
+            "rate_limit.requests_per_second",
+            format!("{rate} cannot be paced"),
+        ),
+    }
 }

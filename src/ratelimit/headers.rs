@@ -25,7 +25,7 @@ const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
 /// Whether any header this module reads is present. One pass over the names is cheaper than
 /// looking each one up, and most responses carry none.
-fn mentions_quota(headers: &HeaderMap) -> bool {
+pub(crate) fn mentions_quota(headers: &HeaderMap) -> bool {
     headers.keys().any(|name| {
         let name = name.as_str();
         name.starts_with("ratelimit") || name.starts_with("x-ratelimit")

@@ -10,11 +10,16 @@
 //!   every call to that origin, not just the retry of the call that saw it, and works without a
 //!   quota.
 //!
+//! - with `rate_limit.adaptive`, a rate learned from 429s that say nothing (see [`adaptive`]).
+//!
 //! Waiting is a plain sleep followed by a fresh check: a call dropped while it waits has taken
 //! nothing, so cancellation never leaks a slot.
 
+mod adaptive;
 mod headers;
 mod scope;
+
+use adaptive::Adaptive;
 
 use scope::{HeaderlessBackoff, Recent, Scope};
 
@@ -38,6 +43,7 @@ pub(crate) use headers::exhausted_for;
 pub(crate) struct Limiter {
     origin: Arc<str>,
     quota: Option<DefaultDirectRateLimiter>,
+    adaptive: Option<Adaptive>,
     blocked_until: Mutex<Option<Instant>>,
     /// Recent answers, to tell a pattern of 429s from isolated ones, and the client's own
     /// backoff for 429s that say nothing.
@@ -57,13 +63,14 @@ impl fmt::Debug for Limiter {
     }
 }
 
-/// The GCRA quota for `limit`, or `None` if it cannot be paced (a rate whose period no
-/// `Duration` holds or that rounds to zero). Validation refuses those with a message.
+/// The GCRA quota for `limit`, or `None` if it sets none or it cannot be paced (a rate whose
+/// period no `Duration` holds or that rounds to zero). Validation refuses those with a message.
 pub(crate) fn quota(limit: &RateLimit) -> Option<Quota> {
-    let period = Duration::try_from_secs_f64(1.0 / limit.requests_per_second).ok()?;
+    let rate = limit.requests_per_second?;
+    let period = Duration::try_from_secs_f64(1.0 / rate).ok()?;
     let burst = limit
         .burst
-        .unwrap_or(limit.requests_per_second.ceil().min(f64::from(u32::MAX)) as u32);
+        .unwrap_or(rate.ceil().min(f64::from(u32::MAX)) as u32);
     Some(Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst.max(1))?))
 }
 
@@ -72,11 +79,18 @@ impl Limiter {
         Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
+            adaptive: None,
             blocked_until: Mutex::new(None),
             recent: Mutex::new((Recent::new(Instant::now()), HeaderlessBackoff::new())),
             #[cfg(feature = "fleet")]
             fleet: None,
         }
+    }
+
+    /// `rate_limit.adaptive`: also paces at a rate learned from throttling answers.
+    pub(crate) fn adaptive(mut self, on: bool) -> Limiter {
+        self.adaptive = on.then(|| Adaptive::new(Instant::now()));
+        self
     }
 
     /// Fleet mode: shares this origin's quota and pauses through `link`.
@@ -146,23 +160,41 @@ impl Limiter {
                     }
                 }
             }
-            let Some(quota) = &self.quota else {
+            // The adaptive rate is asked first without taking a slot, so a call that waits for
+            // it has not spent a slot of the fixed quota.
+            let adaptive = self.adaptive.as_ref();
+            let waits = adaptive
+                .and_then(|a| a.check(now, false).err())
+                .map(|wait| (wait, "adaptive"))
+                .or_else(|| {
+                    let quota = self.quota.as_ref()?;
+                    let not_until = quota.check().err()?;
+                    Some((not_until.wait_time_from(quota.clock().now()), "quota"))
+                })
+                .or_else(|| {
+                    adaptive?
+                        .check(now, true)
+                        .err()
+                        .map(|wait| (wait, "adaptive"))
+                });
+            let Some((wait, which)) = waits else {
                 return Ok(());
             };
-            let wait = match quota.check() {
-                Ok(()) => return Ok(()),
-                Err(not_until) => not_until.wait_time_from(quota.clock().now()),
-            };
             if crate::transport::later(now, wait) >= deadline {
-                return Err(self.refusal(
+                let detail = if which == "quota" {
                     format!(
                         "the next slot of rate_limit.requests_per_second for {} is too late",
                         self.origin
-                    ),
-                    wait,
-                ));
+                    )
+                } else {
+                    format!(
+                        "the next slot at the rate learned for {} (rate_limit.adaptive) is too late",
+                        self.origin
+                    )
+                };
+                return Err(self.refusal(detail, wait));
             }
-            telemetry::rate_limit_wait(&self.origin, "quota", wait);
+            telemetry::rate_limit_wait(&self.origin, which, wait);
             tokio::time::sleep(wait).await;
         }
     }
@@ -184,10 +216,18 @@ impl Limiter {
         &self,
         status: StatusCode,
         headers: &HeaderMap,
-        retry_after: Option<Duration>,
+        (retry_after, sent): (Option<Duration>, Instant),
         max_wait: Duration,
     ) {
         let now = Instant::now();
+        if let Some(adaptive) = &self.adaptive {
+            let says_nothing = status == StatusCode::TOO_MANY_REQUESTS
+                && retry_after.is_none()
+                && !headers::mentions_quota(headers);
+            if let Some(rate) = adaptive.observe(sent, now, says_nothing) {
+                telemetry::adaptive_cut(&self.origin, rate);
+            }
+        }
         let mut state = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         let (recent, backoff) = &mut *state;
         let counts = recent.record(now, status == StatusCode::TOO_MANY_REQUESTS);
@@ -227,6 +267,11 @@ impl Limiter {
             .unwrap_or_else(PoisonError::into_inner)
             .filter(|until| *until > now)
             .map(|until| until - now)
+    }
+
+    /// The rate learned for this origin (`rate_limit.adaptive`), once it has throttled.
+    pub(crate) fn adaptive_rate(&self) -> Option<f64> {
+        self.adaptive.as_ref()?.rate()
     }
 
     /// Whether a server-requested pause holds this origin now.

@@ -26,6 +26,8 @@ pub(crate) mod metric {
     pub(crate) const RATE_LIMIT_PAUSES: &str = "outbound.client.rate_limit.pauses";
     /// Counter: lone 429s, which delayed only their own call.
     pub(crate) const RATE_LIMIT_CALL_ONLY: &str = "outbound.client.rate_limit.call_only";
+    /// Gauge, requests/s: the rate learned for an origin (`rate_limit.adaptive`), set on a cut.
+    pub(crate) const RATE_LIMIT_ADAPTIVE: &str = "outbound.client.rate_limit.adaptive_rate";
     /// Gauge: calls left under the spending ceiling (`[budget]`), by profile.
     pub(crate) const BUDGET_LEFT: &str = "outbound.client.budget.remaining";
     /// Counter: token requests, by result.

@@ -265,7 +265,17 @@ pub(crate) fn throttled_call(origin: &Arc<str>, wait: Duration) {
         .increment(1);
 }
 
-/// A call waits for a rate limit (`cause`: `quota` or `pause`).
+/// A throttling answer that said nothing cut the learned rate of `origin` (`rate_limit.adaptive`).
+pub(crate) fn adaptive_cut(origin: &Arc<str>, rate: f64) {
+    tracing::debug!(
+        origin = %origin,
+        rate,
+        "a 429 without a wait: the adaptive rate is cut"
+    );
+    metrics::gauge!(metric::RATE_LIMIT_ADAPTIVE, "server.address" => origin.clone()).set(rate);
+}
+
+/// A call waits for a rate limit (`cause`: `quota`, `adaptive` or `pause`).
 pub(crate) fn rate_limit_wait(origin: &Arc<str>, cause: &'static str, wait: Duration) {
     tracing::debug!(origin = %origin, cause, wait_ms = millis(wait), "waiting for rate limit");
     metrics::histogram!(metric::RATE_LIMIT_WAIT, "server.address" => origin.clone(), "cause" => cause)

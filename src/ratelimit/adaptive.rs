@@ -1,0 +1,308 @@
+//! `rate_limit.adaptive`: learning an origin's quota from 429s that say nothing.
+//!
+//! The AWS SDKs' adaptive retry mode, with CUBIC congestion control: nothing paces until the
+//! origin throttles; then a token bucket paces at 0.7× the rate that was being sent, and the rate
+//! climbs back along a cubic curve that is flat around the rate last throttled (so the client
+//! spends most of its time just under the limit) and steep away from it. The rate never runs
+//! ahead of twice what the client is actually sending, so a quiet spell does not bank a burst.
+//!
+//! Two changes from the AWS algorithm, both for a client with many calls in flight:
+//!
+//! - **One cut per episode.** A 429 to a request sent before the last cut says nothing about the
+//!   new rate: with 100 calls in flight, one overshoot returns dozens of 429s, and cutting on
+//!   each would take the rate to the floor (0.7^30). Only a throttle to a request sent after the
+//!   last cut cuts again (TCP's once per window).
+//! - **No slow start after a quiet spell.** The cap of twice the measured rate never falls below
+//!   the rate last throttled: a client that was idle resumes at the limit it learned rather than
+//!   at twice its idle rate.
+//!
+//! Which answers count: a 429 with neither `Retry-After` nor quota headers. One that carries
+//! them is handled exactly by the server-requested pause; guessing would only add noise.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// The cut on a throttle (CUBIC's β).
+const BETA: f64 = 0.7;
+/// How fast the rate climbs back (CUBIC's C, in requests/s per s³).
+const SCALE: f64 = 0.4;
+/// The lowest rate the bucket paces at: one request every two seconds.
+const MIN_RATE: f64 = 0.5;
+/// The bucket holds this much of a second of requests: a short burst, so a pause does not end
+/// in a flood the server would refuse.
+const BURST_SECONDS: f64 = 0.1;
+/// Width of a measurement bucket, and the weight of the newest one.
+const MEASURE_EVERY: f64 = 0.5;
+const SMOOTH: f64 = 0.8;
+
+/// The adaptive pacing of one origin.
+#[derive(Debug)]
+pub(crate) struct Adaptive {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// `None` until the first throttle: until then the origin has shown no limit.
+    bucket: Option<Bucket>,
+    /// The rate at the last throttle, and when it came.
+    last_max: f64,
+    last_throttle: Instant,
+    /// When the rate was last cut (see the module doc).
+    last_cut: Option<Instant>,
+    measured: Measured,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// The rate at which answers come back, smoothed over [`MEASURE_EVERY`] buckets.
+#[derive(Debug)]
+struct Measured {
+    start: Instant,
+    /// The index of the current bucket, the answers in it, and the smoothed rate (`None` until
+    /// the first bucket closes).
+    index: u64,
+    count: u64,
+    rate: Option<f64>,
+}
+
+impl Measured {
+    fn record(&mut self, now: Instant) {
+        self.count += 1;
+        let index = ((now - self.start).as_secs_f64() / MEASURE_EVERY) as u64;
+        if index > self.index {
+            let current = self.count as f64 / ((index - self.index) as f64 * MEASURE_EVERY);
+            self.rate = Some(match self.rate {
+                Some(old) => current * SMOOTH + old * (1.0 - SMOOTH),
+                None => current,
+            });
+            self.index = index;
+            self.count = 0;
+        }
+    }
+
+    /// The measured rate; before the first bucket closes, the answers so far over the time so far.
+    fn rate(&self, now: Instant) -> f64 {
+        self.rate.unwrap_or_else(|| {
+            let elapsed = (now - self.start).as_secs_f64().max(0.1);
+            self.count as f64 / elapsed
+        })
+    }
+}
+
+impl Adaptive {
+    pub(crate) fn new(now: Instant) -> Adaptive {
+        Adaptive {
+            state: Mutex::new(State {
+                bucket: None,
+                last_max: 0.0,
+                last_throttle: now,
+                last_cut: None,
+                measured: Measured {
+                    start: now,
+                    index: 0,
+                    count: 0,
+                    rate: None,
+                },
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a slot (with `take`), or says how long until the next one. Takes nothing when it
+    /// returns a wait, so a caller dropped while it sleeps has cost nothing.
+    pub(crate) fn check(&self, now: Instant, take: bool) -> Result<(), Duration> {
+        let mut state = self.lock();
+        let Some(bucket) = &mut state.bucket else {
+            return Ok(());
+        };
+        bucket.refill(now);
+        if bucket.tokens >= 1.0 {
+            if take {
+                bucket.tokens -= 1.0;
+            }
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((1.0 - bucket.tokens) / bucket.rate))
+    }
+
+    /// Learns from one answer to a request sent at `sent`. Returns the new rate when this answer
+    /// cut it.
+    pub(crate) fn observe(&self, sent: Instant, now: Instant, throttled: bool) -> Option<f64> {
+        let mut state = self.lock();
+        state.measured.record(now);
+        let measured = state.measured.rate(now);
+        let cut = throttled && state.last_cut.is_none_or(|cut| sent >= cut);
+        let rate = if cut {
+            let sending = match &state.bucket {
+                Some(bucket) => measured.min(bucket.rate),
+                None => measured,
+            };
+            state.last_max = sending;
+            state.last_throttle = now;
+            state.last_cut = Some(now);
+            sending * BETA
+        } else if throttled {
+            // Sent before the last cut: that cut already answered it.
+            return None;
+        } else if state.bucket.is_some() {
+            state.cubic(now).min((2.0 * measured).max(state.last_max))
+        } else {
+            return None;
+        };
+        let rate = rate.max(MIN_RATE);
+        let bucket = state.bucket.get_or_insert(Bucket {
+            rate,
+            tokens: 0.0,
+            refilled: now,
+        });
+        bucket.refill(now);
+        bucket.rate = rate;
+        bucket.tokens = bucket.tokens.min(bucket.capacity());
+        cut.then_some(rate)
+    }
+
+    /// The rate the bucket paces at, if it paces yet.
+    pub(crate) fn rate(&self) -> Option<f64> {
+        self.lock().bucket.as_ref().map(|b| b.rate)
+    }
+}
+
+impl State {
+    /// CUBIC's window: `rate(t) = C (t - K)³ + last_max`, where `K` is the time the curve
+    /// takes to climb back from the cut to `last_max`.
+    fn cubic(&self, now: Instant) -> f64 {
+        let k = (self.last_max * (1.0 - BETA) / SCALE).cbrt();
+        let t = (now - self.last_throttle).as_secs_f64();
+        SCALE * (t - k).powi(3) + self.last_max
+    }
+}
+
+impl Bucket {
+    fn capacity(&self) -> f64 {
+        (self.rate * BURST_SECONDS).max(1.0)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity());
+        self.refilled = self.refilled.max(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: Instant, ms: u64) -> Instant {
+        start + Duration::from_millis(ms)
+    }
+
+    /// Sends `rate` answers a second for `ms` from `from`, all fine.
+    fn steady(a: &Adaptive, start: Instant, from: u64, ms: u64, rate: u64) {
+        let every = 1000 / rate;
+        for t in (from..from + ms).step_by(every as usize) {
+            a.observe(at(start, t), at(start, t), false);
+        }
+    }
+
+    #[test]
+    fn nothing_is_paced_before_the_first_throttle() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 2000, 100);
+        assert_eq!(a.rate(), None);
+        for t in 0..1000 {
+            assert!(a.check(at(start, 2000 + t / 100), true).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_throttle_cuts_the_sending_rate_by_beta() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 2000, 200);
+        let rate = a
+            .observe(at(start, 2000), at(start, 2000), true)
+            .expect("cut");
+        assert!((rate - 140.0).abs() < 15.0, "rate {rate}");
+        // The bucket now refuses a burst beyond its tenth of a second.
+        let now = at(start, 2100);
+        let taken = (0..100).filter(|_| a.check(now, true).is_ok()).count();
+        assert!((13..=15).contains(&taken), "took {taken}");
+        assert!(a.check(now, true).unwrap_err() <= Duration::from_millis(8));
+    }
+
+    #[test]
+    fn throttles_to_requests_sent_before_a_cut_do_not_cut_again() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 2000, 200);
+        let first = a
+            .observe(at(start, 1990), at(start, 2000), true)
+            .expect("cut");
+        for t in 0..50 {
+            assert_eq!(a.observe(at(start, 1995), at(start, 2001 + t), true), None);
+        }
+        assert_eq!(a.rate(), Some(first));
+        let second = a
+            .observe(at(start, 2060), at(start, 2070), true)
+            .expect("a request sent after the cut cuts");
+        assert!(second < first);
+    }
+
+    #[test]
+    fn the_rate_climbs_back_to_the_last_max_and_past_it() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 2000, 100);
+        a.observe(at(start, 2000), at(start, 2000), true)
+            .expect("cut");
+        // K = cbrt(100 × 0.3 / 0.4) ≈ 4.2 s to climb back to about 100.
+        steady(&a, start, 2001, 2000, 70);
+        let mid = a.rate().expect("paced");
+        assert!((70.0..100.0).contains(&mid), "after 2 s: {mid}");
+        steady(&a, start, 4001, 2500, 95);
+        let back = a.rate().expect("paced");
+        assert!(back > 99.0, "after 4.5 s: {back}");
+    }
+
+    #[test]
+    fn a_quiet_spell_keeps_the_learned_rate() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 2000, 100);
+        a.observe(at(start, 2000), at(start, 2000), true)
+            .expect("cut");
+        steady(&a, start, 2001, 8000, 90);
+        // One answer a minute later: the measured rate is about nothing.
+        a.observe(at(start, 70_000), at(start, 70_000), false);
+        let rate = a.rate().expect("paced");
+        assert!(
+            rate >= 90.0,
+            "resumes at the learned limit, not near 0: {rate}"
+        );
+    }
+
+    #[test]
+    fn the_rate_never_falls_below_the_floor() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        for t in 0..200 {
+            a.observe(at(start, t * 10), at(start, t * 10 + 5), true);
+        }
+        let rate = a.rate().expect("paced");
+        assert!(rate >= MIN_RATE);
+        assert!(a.check(at(start, 10_000), true).is_ok());
+    }
+}
