@@ -55,6 +55,8 @@ mod body;
 mod breaker;
 mod builder;
 mod ceiling;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod client;
 mod error;
 #[cfg(feature = "fleet")]

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::secret::SecretSource;
 use super::sections::RateLimit;
@@ -14,7 +14,7 @@ use super::validate::ConfigError;
 use super::values::duration;
 
 /// What the replicas share (`fleet.share`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Share {
     /// `[rate_limit]` is the quota of all replicas together.
@@ -26,7 +26,7 @@ pub(crate) enum Share {
 }
 
 /// `[profile.fleet]`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Fleet {
     /// A secret source: the URL may hold a password.

@@ -5,6 +5,7 @@
 //! the relations between them. Both passes report the profile name and the key path. Secrets are
 //! only *referenced* here (`{ env = "…" }`, `{ file = "…" }`) and are read when a client is built.
 
+mod check;
 pub(crate) mod fleet;
 mod headers;
 mod layers;
@@ -83,6 +84,16 @@ impl Profiles {
     /// a value of the wrong type or a value that breaks a rule (`retry.multiplier must be >=
     /// 1.0`). The message never quotes the document, so a misplaced secret is not echoed.
     pub fn from_toml_str(text: &str) -> Result<Profiles> {
+        let (profiles, mut problems) = Profiles::parse_each(text)?;
+        match problems.is_empty() {
+            true => Ok(profiles),
+            false => Err(problems.swap_remove(0)),
+        }
+    }
+
+    /// Parses every profile of `text`: the valid ones, and one error for each invalid one (in
+    /// name order). Fails as a whole only when the document itself is not valid TOML.
+    pub(crate) fn parse_each(text: &str) -> Result<(Profiles, Vec<Error>)> {
         let table: toml::Table = toml::from_str(text).map_err(|e| {
             // The syntax error's own Display quotes the offending line; give its position only.
             let at = e
@@ -109,21 +120,26 @@ impl Profiles {
             }
         };
         let mut profiles = Profiles::default();
+        let mut problems = Vec::new();
         for (name, value) in table {
             let toml::Value::Table(mut body) = value else {
-                return Err(Error::config(ConfigError::new(
+                problems.push(Error::config(ConfigError::new(
                     "",
                     name.as_str(),
                     "is not a profile; settings go under a [name] table",
                 )));
+                continue;
             };
             let from_defaults = layers::merge_defaults(&defaults, &mut body);
-            let profile = Profile::checked(&name, body.clone())
-                .map_err(|e| Error::config(layers::blame_defaults(e, &from_defaults)))?;
-            profiles.profiles.insert(name.clone(), profile);
-            profiles.raw.insert(name, (body, from_defaults));
+            match Profile::checked(&name, body.clone()) {
+                Ok(profile) => {
+                    profiles.profiles.insert(name.clone(), profile);
+                    profiles.raw.insert(name, (body, from_defaults));
+                }
+                Err(e) => problems.push(Error::config(layers::blame_defaults(e, &from_defaults))),
+            }
         }
-        Ok(profiles)
+        Ok((profiles, problems))
     }
 
     /// Applies environment overrides: `<PREFIX>_<PROFILE>__<SECTION>__<KEY>=value` sets one key
@@ -282,6 +298,38 @@ impl Profile {
     /// The profile's name (its table name in the file).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Every setting in force, defaults included, as the profile's TOML (`[name]` and its
+    /// tables): what `outbound check` prints. A secret appears only as its source
+    /// (`{ env = "VAR" }`), and URLs are masked as in logs.
+    ///
+    /// ```
+    /// let profiles = outbound::Profiles::from_toml_str(r#"
+    ///     [crm]
+    ///     base_url = "https://api.crm.example"
+    ///     auth = { type = "bearer", token = { env = "CRM_TOKEN" } }
+    /// "#)?;
+    /// let shown = profiles.get("crm")?.effective_toml();
+    /// assert!(shown.contains(r#"total = "1m""#)); // a default
+    /// assert!(shown.contains(r#"env = "CRM_TOKEN""#));
+    /// # Ok::<(), outbound::Error>(())
+    /// ```
+    pub fn effective_toml(&self) -> String {
+        let mut body = match toml::Table::try_from(&self.settings) {
+            Ok(body) => body,
+            // Every setting has a TOML form; this would be a bug, and says so without values.
+            Err(e) => return format!("# [{}] cannot be shown: {e}\n", self.name),
+        };
+        // An unset attempt timeout is `min(30s, total)`: show what applies.
+        if let Some(toml::Value::Table(timeouts)) = body.get_mut("timeouts") {
+            let attempt = humantime::format_duration(self.settings.timeouts.attempt());
+            timeouts.insert("attempt".into(), attempt.to_string().into());
+        }
+        let mut doc = toml::Table::new();
+        doc.insert(self.name.clone(), body.into());
+        toml::to_string(&doc)
+            .unwrap_or_else(|e| format!("# [{}] cannot be shown: {e}\n", self.name))
     }
 }
 

@@ -4,8 +4,9 @@ use std::fmt;
 use std::path::PathBuf;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A reference to a secret, resolved when the client is built.
 ///
@@ -87,6 +88,21 @@ impl SecretSource {
             });
         }
         Ok(SecretString::from(value))
+    }
+}
+
+/// Only where the secret comes from, as it is written in a profile; a secret held in memory is
+/// shown masked.
+impl Serialize for SecretSource {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (key, value) = match self {
+            SecretSource::Env(var) => ("env", var.clone()),
+            SecretSource::File(path) => ("file", path.display().to_string()),
+            SecretSource::Value(_) => ("value", crate::redact::MASK.to_owned()),
+        };
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(key, &value)?;
+        map.end()
     }
 }
 

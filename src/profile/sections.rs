@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::HeaderName;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
 use super::secret::SecretSource;
@@ -16,10 +16,12 @@ pub(crate) use super::values::parse_header_name;
 use super::values::{
     deserialize_auth_header, deserialize_header_name, deserialize_header_names,
     deserialize_opt_header_name, deserialize_opt_url, deserialize_url, duration,
+    serialize_header_name, serialize_header_names, serialize_opt_header_name, serialize_opt_url,
+    serialize_url,
 };
 
 /// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Timeouts {
     #[serde(with = "duration")]
@@ -27,7 +29,11 @@ pub(crate) struct Timeouts {
     #[serde(with = "duration")]
     pub(crate) read: Duration,
     /// Unset means `min(30s, total)`, so lowering `total` alone is enough.
-    #[serde(default, deserialize_with = "duration::deserialize_opt")]
+    #[serde(
+        default,
+        deserialize_with = "duration::deserialize_opt",
+        serialize_with = "duration::serialize_opt"
+    )]
     pub(crate) attempt: Option<Duration>,
     #[serde(with = "duration")]
     pub(crate) total: Duration,
@@ -54,7 +60,7 @@ impl Default for Timeouts {
 }
 
 /// `[profile.retry]`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Retry {
     pub(crate) max_attempts: u32,
@@ -64,14 +70,20 @@ pub(crate) struct Retry {
     pub(crate) max_backoff: Duration,
     pub(crate) multiplier: f64,
     pub(crate) retry_on_status: Vec<u16>,
-    #[serde(deserialize_with = "deserialize_header_name")]
+    #[serde(
+        deserialize_with = "deserialize_header_name",
+        serialize_with = "serialize_header_name"
+    )]
     pub(crate) idempotency_header: HeaderName,
     pub(crate) auto_idempotency_key: bool,
     #[serde(with = "duration")]
     pub(crate) max_retry_after: Duration,
     pub(crate) budget_percent: u32,
     /// A header in which the server says whether its error is worth retrying.
-    #[serde(deserialize_with = "deserialize_opt_header_name")]
+    #[serde(
+        deserialize_with = "deserialize_opt_header_name",
+        serialize_with = "serialize_opt_header_name"
+    )]
     pub(crate) hint_header: Option<HeaderName>,
 }
 
@@ -93,7 +105,7 @@ impl Default for Retry {
 }
 
 /// `[profile.circuit_breaker]`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct CircuitBreaker {
     pub(crate) enabled: bool,
@@ -121,7 +133,7 @@ impl Default for CircuitBreaker {
 
 /// `[profile.rate_limit]`: absent means no client-side quota. At least one of a fixed quota
 /// (`requests_per_second`) and `adaptive` is set.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RateLimit {
     pub(crate) requests_per_second: Option<f64>,
@@ -134,7 +146,7 @@ pub(crate) struct RateLimit {
 }
 
 /// `[profile.concurrency]`: at most `max_in_flight` calls to one origin at a time.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Concurrency {
     pub(crate) max_in_flight: u32,
@@ -142,7 +154,7 @@ pub(crate) struct Concurrency {
 
 /// `[profile.budget]`: at most `max_calls` requests (retries included: they are billed too) per
 /// period, counted in windows aligned to the Unix epoch (`per = "1d"`: UTC days).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Budget {
     pub(crate) max_calls: u64,
@@ -151,7 +163,7 @@ pub(crate) struct Budget {
 }
 
 /// How the client authenticates to the token endpoint (`auth.auth_method`, RFC 6749 §2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     /// HTTP Basic with the form-urlencoded id and secret.
@@ -162,12 +174,12 @@ pub enum AuthMethod {
 }
 
 /// `[profile.auth]`, one of three kinds chosen by `type`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Auth {
     /// OAuth 2.0 client credentials (RFC 6749 §4.4).
     Oauth2ClientCredentials {
-        #[serde(deserialize_with = "deserialize_url")]
+        #[serde(deserialize_with = "deserialize_url", serialize_with = "serialize_url")]
         token_url: Url,
         client_id: String,
         client_secret: SecretSource,
@@ -191,7 +203,11 @@ pub(crate) enum Auth {
     ApiKey {
         key: SecretSource,
         /// Unset (and no `query_param`): `X-Api-Key`.
-        #[serde(default, deserialize_with = "deserialize_auth_header")]
+        #[serde(
+            default,
+            deserialize_with = "deserialize_auth_header",
+            serialize_with = "serialize_opt_header_name"
+        )]
         header: Option<HeaderName>,
         #[serde(default)]
         query_param: Option<String>,
@@ -243,7 +259,7 @@ fn default_token_lifetime() -> Duration {
 }
 
 /// `tls.min_version`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum TlsVersion {
     /// TLS 1.2 (the default).
     #[default]
@@ -255,7 +271,7 @@ pub enum TlsVersion {
 }
 
 /// `[profile.tls]`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Tls {
     pub(crate) min_version: TlsVersion,
@@ -265,7 +281,7 @@ pub(crate) struct Tls {
 }
 
 /// `[profile.redact]`: added to the built-in lists.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Redact {
     pub(crate) headers: Vec<String>,
@@ -274,7 +290,7 @@ pub(crate) struct Redact {
 }
 
 /// `[profile.log]`: the opt-in debug log of bodies.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Log {
     /// Log request and response bodies at DEBUG, masked. Off by default.
@@ -282,7 +298,10 @@ pub(crate) struct Log {
     /// Bodies larger than this are described, not shown.
     pub(crate) max_body_bytes: u64,
     /// Response headers that carry the partner's request id, first match wins.
-    #[serde(deserialize_with = "deserialize_header_names")]
+    #[serde(
+        deserialize_with = "deserialize_header_names",
+        serialize_with = "serialize_header_names"
+    )]
     pub(crate) request_id_headers: Vec<HeaderName>,
     /// Send our own `X-Request-Id` per call (the same on every attempt).
     pub(crate) send_request_id: bool,
@@ -324,6 +343,16 @@ impl fmt::Debug for Proxy {
     }
 }
 
+impl Serialize for Proxy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Proxy::System => s.serialize_str("system"),
+            Proxy::None => s.serialize_str("none"),
+            Proxy::Url(url) => serialize_url(url, s),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Proxy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -341,10 +370,14 @@ impl<'de> Deserialize<'de> for Proxy {
 }
 
 /// The whole of one profile as written (`[name]` and its sub-tables).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Settings {
-    #[serde(default, deserialize_with = "deserialize_opt_url")]
+    #[serde(
+        default,
+        deserialize_with = "deserialize_opt_url",
+        serialize_with = "serialize_opt_url"
+    )]
     pub(crate) base_url: Option<Url>,
     #[serde(default)]
     pub(crate) allowed_hosts: Option<Vec<String>>,

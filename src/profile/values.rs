@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::HeaderName;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serializer};
 use url::Url;
 
 /// Durations are humantime strings (`"250ms"`, `"3s"`, `"1m 30s"`). The error quotes the value,
@@ -15,6 +15,20 @@ pub(crate) mod duration {
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*d))
+    }
+
+    pub(crate) fn serialize_opt<S: Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => serialize(d, s),
+            None => s.serialize_none(),
+        }
     }
 
     pub(crate) fn deserialize_opt<'de, D: Deserializer<'de>>(
@@ -87,4 +101,41 @@ pub(super) fn deserialize_opt_url<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Url>, D::Error> {
     deserialize_url(d).map(Some)
+}
+
+/// A URL as the profile checker shows it: masked like every URL this crate prints, since a proxy
+/// or Redis URL may hold a password.
+pub(super) fn serialize_url<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&crate::redact::Redactor::default().url(url))
+}
+
+pub(super) fn serialize_opt_url<S: Serializer>(url: &Option<Url>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => serialize_url(url, s),
+        None => s.serialize_none(),
+    }
+}
+
+pub(super) fn serialize_header_name<S: Serializer>(
+    name: &HeaderName,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name.as_str())
+}
+
+pub(super) fn serialize_opt_header_name<S: Serializer>(
+    name: &Option<HeaderName>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match name {
+        Some(name) => s.serialize_str(name.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+pub(super) fn serialize_header_names<S: Serializer>(
+    names: &[HeaderName],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(names.iter().map(HeaderName::as_str))
 }

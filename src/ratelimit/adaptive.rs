@@ -37,6 +37,35 @@ const BURST_SECONDS: f64 = 0.1;
 const MEASURE_EVERY: f64 = 0.5;
 const SMOOTH: f64 = 0.8;
 
+/// A slot taken from the bucket, given back when dropped unless kept.
+#[must_use]
+pub(crate) struct Slot<'a>(Option<&'a Adaptive>);
+
+impl Slot<'_> {
+    /// The call goes out: the slot is spent.
+    pub(crate) fn keep(mut self) {
+        self.0 = None;
+    }
+
+    /// [`keep`](Self::keep), for a slot taken only when adaptive pacing is on.
+    pub(crate) fn keep_any(slot: Option<Self>) {
+        if let Some(slot) = slot {
+            slot.keep();
+        }
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        if let Some(adaptive) = self.0 {
+            let mut state = adaptive.lock();
+            if let Some(bucket) = &mut state.bucket {
+                bucket.tokens = (bucket.tokens + 1.0).min(bucket.capacity());
+            }
+        }
+    }
+}
+
 /// The adaptive pacing of one origin.
 #[derive(Debug)]
 pub(crate) struct Adaptive {
@@ -75,16 +104,30 @@ struct Measured {
 
 impl Measured {
     fn record(&mut self, now: Instant) {
-        self.count += 1;
         let index = ((now - self.start).as_secs_f64() / MEASURE_EVERY) as u64;
-        if index > self.index {
-            let current = self.count as f64 / ((index - self.index) as f64 * MEASURE_EVERY);
+        if index > self.index + 1 {
+            // A silence of more than a window: what was sent before it says nothing about the
+            // rate now, and averaging the silence in would read as a near-zero rate at the
+            // first throttle after it. Measure afresh.
+            *self = Measured::new(now);
+        } else if index > self.index {
+            let current = self.count as f64 / MEASURE_EVERY;
             self.rate = Some(match self.rate {
                 Some(old) => current * SMOOTH + old * (1.0 - SMOOTH),
                 None => current,
             });
             self.index = index;
             self.count = 0;
+        }
+        self.count += 1;
+    }
+
+    fn new(start: Instant) -> Measured {
+        Measured {
+            start,
+            index: 0,
+            count: 0,
+            rate: None,
         }
     }
 
@@ -105,12 +148,7 @@ impl Adaptive {
                 last_max: 0.0,
                 last_throttle: now,
                 last_cut: None,
-                measured: Measured {
-                    start: now,
-                    index: 0,
-                    count: 0,
-                    rate: None,
-                },
+                measured: Measured::new(now),
             }),
         }
     }
@@ -119,19 +157,18 @@ impl Adaptive {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a slot (with `take`), or says how long until the next one. Takes nothing when it
-    /// returns a wait, so a caller dropped while it sleeps has cost nothing.
-    pub(crate) fn check(&self, now: Instant, take: bool) -> Result<(), Duration> {
+    /// Takes a slot, or says how long until the next one. The slot goes back when dropped
+    /// unless [`Slot::keep`] is called, so a caller that then waits for another gate, or is
+    /// dropped, has cost nothing.
+    pub(crate) fn take(&self, now: Instant) -> Result<Slot<'_>, Duration> {
         let mut state = self.lock();
         let Some(bucket) = &mut state.bucket else {
-            return Ok(());
+            return Ok(Slot(None));
         };
         bucket.refill(now);
         if bucket.tokens >= 1.0 {
-            if take {
-                bucket.tokens -= 1.0;
-            }
-            return Ok(());
+            bucket.tokens -= 1.0;
+            return Ok(Slot(Some(self)));
         }
         Err(Duration::from_secs_f64((1.0 - bucket.tokens) / bucket.rate))
     }
@@ -223,7 +260,7 @@ mod tests {
         steady(&a, start, 0, 2000, 100);
         assert_eq!(a.rate(), None);
         for t in 0..1000 {
-            assert!(a.check(at(start, 2000 + t / 100), true).is_ok());
+            assert!(a.take(at(start, 2000 + t / 100)).map(Slot::keep).is_ok());
         }
     }
 
@@ -238,9 +275,11 @@ mod tests {
         assert!((rate - 140.0).abs() < 15.0, "rate {rate}");
         // The bucket now refuses a burst beyond its tenth of a second.
         let now = at(start, 2100);
-        let taken = (0..100).filter(|_| a.check(now, true).is_ok()).count();
+        let taken = (0..100)
+            .filter(|_| a.take(now).map(Slot::keep).is_ok())
+            .count();
         assert!((13..=15).contains(&taken), "took {taken}");
-        assert!(a.check(now, true).unwrap_err() <= Duration::from_millis(8));
+        assert!(a.take(now).err().expect("empty") <= Duration::from_millis(8));
     }
 
     #[test]
@@ -295,6 +334,33 @@ mod tests {
     }
 
     #[test]
+    fn a_throttle_after_a_silence_cuts_from_the_rate_sent_since() {
+        // Built, idle for 5 s, then 400 answers a second: the first 429 comes 0.25 s in.
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 5000, 250, 400);
+        let rate = a
+            .observe(at(start, 5250), at(start, 5250), true)
+            .expect("cut");
+        assert!(rate > 150.0, "cut from the idle average: {rate}");
+    }
+
+    #[test]
+    fn a_slot_not_kept_goes_back() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 1000, 10);
+        a.observe(at(start, 1000), at(start, 1000), true)
+            .expect("cut");
+        let now = at(start, 3000);
+        let slot = a.take(now).expect("a full bucket of one");
+        assert!(a.take(now).is_err(), "the only slot is out");
+        drop(slot);
+        a.take(now).expect("given back").keep();
+        assert!(a.take(now).is_err(), "kept");
+    }
+
+    #[test]
     fn the_rate_never_falls_below_the_floor() {
         let start = Instant::now();
         let a = Adaptive::new(start);
@@ -303,6 +369,6 @@ mod tests {
         }
         let rate = a.rate().expect("paced");
         assert!(rate >= MIN_RATE);
-        assert!(a.check(at(start, 10_000), true).is_ok());
+        assert!(a.take(at(start, 10_000)).is_ok());
     }
 }

@@ -39,6 +39,15 @@ use crate::telemetry;
 
 pub(crate) use headers::exhausted_for;
 
+/// What a call waits for.
+#[derive(Clone, Copy)]
+enum Cause {
+    Quota,
+    #[cfg_attr(not(feature = "fleet"), allow(dead_code))]
+    Fleet,
+    Adaptive,
+}
+
 /// The pacing state of one origin.
 pub(crate) struct Limiter {
     origin: Arc<str>,
@@ -129,12 +138,25 @@ impl Limiter {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
+            // The adaptive rate first. Its slot goes back (when dropped) if a quota then makes
+            // the call wait, or if the call is dropped while it asks Redis.
+            let slot = match self.adaptive.as_ref().map(|a| a.take(now)) {
+                Some(Err(wait)) => {
+                    self.wait_for(Cause::Adaptive, now, wait, deadline).await?;
+                    continue;
+                }
+                Some(Ok(slot)) => Some(slot),
+                None => None,
+            };
             #[cfg(feature = "fleet")]
             if let Some(link) = &self.fleet {
                 use crate::fleet::Admit;
                 match link.admit(deadline).await {
                     Admit::Local => {}
-                    Admit::Granted if link.shares_quota() => return Ok(()),
+                    Admit::Granted if link.shares_quota() => {
+                        adaptive::Slot::keep_any(slot);
+                        return Ok(());
+                    }
                     // Only the pause is shared: the local quota still paces.
                     Admit::Granted => {}
                     Admit::Paused(wait) => {
@@ -144,59 +166,50 @@ impl Limiter {
                         continue;
                     }
                     Admit::Wait(wait) => {
-                        if crate::transport::later(Instant::now(), wait) >= deadline {
-                            return Err(self.refusal(
-                                format!(
-                                    "the fleet's next slot of rate_limit.requests_per_second \
-                                     for {} is too late",
-                                    self.origin
-                                ),
-                                wait,
-                            ));
-                        }
-                        telemetry::rate_limit_wait(&self.origin, "quota", wait);
-                        tokio::time::sleep(wait).await;
+                        drop(slot);
+                        self.wait_for(Cause::Fleet, Instant::now(), wait, deadline)
+                            .await?;
                         continue;
                     }
                 }
             }
-            // The adaptive rate is asked first without taking a slot, so a call that waits for
-            // it has not spent a slot of the fixed quota.
-            let adaptive = self.adaptive.as_ref();
-            let waits = adaptive
-                .and_then(|a| a.check(now, false).err())
-                .map(|wait| (wait, "adaptive"))
-                .or_else(|| {
-                    let quota = self.quota.as_ref()?;
-                    let not_until = quota.check().err()?;
-                    Some((not_until.wait_time_from(quota.clock().now()), "quota"))
-                })
-                .or_else(|| {
-                    adaptive?
-                        .check(now, true)
-                        .err()
-                        .map(|wait| (wait, "adaptive"))
-                });
-            let Some((wait, which)) = waits else {
-                return Ok(());
-            };
-            if crate::transport::later(now, wait) >= deadline {
-                let detail = if which == "quota" {
-                    format!(
-                        "the next slot of rate_limit.requests_per_second for {} is too late",
-                        self.origin
-                    )
-                } else {
-                    format!(
-                        "the next slot at the rate learned for {} (rate_limit.adaptive) is too late",
-                        self.origin
-                    )
-                };
-                return Err(self.refusal(detail, wait));
+            if let Some(quota) = &self.quota
+                && let Err(not_until) = quota.check()
+            {
+                drop(slot);
+                let wait = not_until.wait_time_from(quota.clock().now());
+                self.wait_for(Cause::Quota, now, wait, deadline).await?;
+                continue;
             }
-            telemetry::rate_limit_wait(&self.origin, which, wait);
-            tokio::time::sleep(wait).await;
+            adaptive::Slot::keep_any(slot);
+            return Ok(());
         }
+    }
+
+    /// Sleeps `wait` for `cause`, or fails at once when that passes `deadline`.
+    async fn wait_for(
+        &self,
+        cause: Cause,
+        now: Instant,
+        wait: Duration,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        if crate::transport::later(now, wait) >= deadline {
+            let what = match cause {
+                Cause::Quota => "the next slot of rate_limit.requests_per_second",
+                Cause::Fleet => "the fleet's next slot of rate_limit.requests_per_second",
+                Cause::Adaptive => "the next slot at the rate learned (rate_limit.adaptive)",
+            };
+            let detail = format!("{what} for {} is too late", self.origin);
+            return Err(self.refusal(detail, wait));
+        }
+        let label = match cause {
+            Cause::Quota | Cause::Fleet => "quota",
+            Cause::Adaptive => "adaptive",
+        };
+        telemetry::rate_limit_wait(&self.origin, label, wait);
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     fn refusal(&self, detail: String, wait: Duration) -> Error {

@@ -1,0 +1,59 @@
+//! `outbound check --secrets`: whether every secret and file a profile names can be read now,
+//! without keeping or showing a value.
+
+use std::path::Path;
+
+use super::sections::Auth;
+use super::{ConfigError, Profile};
+
+impl Profile {
+    /// One problem per secret source that does not resolve (unset or empty variable, missing,
+    /// unreadable or empty file) and per TLS file that cannot be read or is empty. The messages
+    /// are the ones building a client gives, naming the key; never a value.
+    pub(crate) fn secret_problems(&self) -> Vec<ConfigError> {
+        let s = &self.settings;
+        let mut sources = Vec::new();
+        match &s.auth {
+            Some(Auth::Oauth2ClientCredentials { client_secret, .. }) => {
+                sources.push(("auth.client_secret", client_secret));
+            }
+            Some(Auth::ApiKey { key, .. }) => sources.push(("auth.key", key)),
+            Some(Auth::Bearer { token, .. }) => sources.push(("auth.token", token)),
+            None => {}
+        }
+        if let Some(fleet) = &s.fleet {
+            sources.push(("fleet.redis_url", &fleet.redis_url));
+        }
+        let mut problems: Vec<ConfigError> = sources
+            .into_iter()
+            .filter_map(|(key, source)| {
+                // The value is dropped (and zeroed) at once: only whether it resolves matters.
+                let problem = source.resolve().err()?;
+                Some(ConfigError::new(&self.name, key, problem))
+            })
+            .collect();
+        for (key, path) in [
+            ("tls.ca_file", &s.tls.ca_file),
+            ("tls.client_cert_file", &s.tls.client_cert_file),
+            ("tls.client_key_file", &s.tls.client_key_file),
+        ] {
+            if let Some(problem) = path.as_deref().and_then(unreadable) {
+                problems.push(ConfigError::new(&self.name, key, problem));
+            }
+        }
+        problems
+    }
+}
+
+/// Why `path` cannot serve as a TLS file, if it cannot: its contents are not looked at beyond
+/// their length.
+fn unreadable(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Err(e) => Some(format!("cannot read {}: {}", path.display(), e.kind())),
+        Ok(meta) if !meta.is_file() => Some(format!("{} is not a file", path.display())),
+        Ok(meta) if meta.len() == 0 => Some(format!("{} is empty", path.display())),
+        Ok(_) => std::fs::File::open(path)
+            .err()
+            .map(|e| format!("cannot read {}: {}", path.display(), e.kind())),
+    }
+}
