@@ -119,7 +119,7 @@ impl TokenCacheProbe {
             }),
             ..Default::default()
         };
-        let http = crate::transport::build("probe", &settings)?;
+        let http = crate::reload::Transport::build("probe", &settings)?;
         match crate::auth::Credentials::resolve(
             "probe",
             settings.auth.as_ref(),

@@ -74,6 +74,7 @@ mod profile;
 mod ratelimit;
 mod redact;
 mod redirect;
+mod reload;
 mod request;
 mod request_id;
 mod response;

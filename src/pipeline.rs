@@ -107,8 +107,9 @@ impl Client {
                 .and_then(|v| v.to_str().ok());
             telemetry::body("request", content_type, body, &s.redactor, max);
         }
+        let http = s.http.client();
         let wire = Wire {
-            http: &s.http,
+            http: &http,
             gate: &s.gate,
             redactor: &s.redactor,
             timeouts: &s.settings.timeouts,

@@ -18,14 +18,13 @@ use crate::redact::Redactor;
 use crate::response::BodyContext;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::telemetry::Labels;
-use crate::transport;
 
 /// Everything the clones of one client share.
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) settings: Settings,
     pub(crate) base_url: Url,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: Arc<crate::reload::Transport>,
     pub(crate) gate: OriginGate,
     pub(crate) redactor: Arc<Redactor>,
     pub(crate) credentials: Credentials,
@@ -59,7 +58,7 @@ impl Shared {
             headers: default_headers,
         } = checked;
         let s = &settings;
-        let http = transport::build(&name, s)?;
+        let http = crate::reload::Transport::build(&name, s)?;
         #[cfg(feature = "fleet")]
         let fleet = s
             .fleet

@@ -65,6 +65,9 @@ pub(crate) struct TokenCache {
     current: RwLock<Option<Arc<Token>>>,
     flight: Arc<Mutex<Flight>>,
     generation: AtomicU64,
+    /// The client secret's rotation count the cache last saw: when it moves, the cached token
+    /// (fetched with the old secret) is dropped.
+    secret_generation: AtomicU64,
     #[cfg(feature = "fleet")]
     fleet: Option<crate::fleet::TokenLink>,
     /// A digest of the token the API last refused, so the fleet's copy is dropped, not reused.
@@ -99,6 +102,7 @@ impl TokenCache {
             current: RwLock::new(None),
             flight: Arc::new(Mutex::new(Flight::default())),
             generation: AtomicU64::new(0),
+            secret_generation: AtomicU64::new(0),
         }
     }
 
@@ -124,6 +128,10 @@ impl TokenCache {
     /// fetch: it finishes in its own task and the token is cached for the next caller. On a
     /// current-thread runtime the fetch is cancelled with it, and the next waiting caller tries.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, Error> {
+        let rotated = self.endpoint.client_secret.generation();
+        if self.secret_generation.swap(rotated, Ordering::AcqRel) != rotated {
+            self.secret_rotated();
+        }
         let now = Instant::now();
         if let Some(token) = self.cached() {
             if now < token.refresh_at {
@@ -135,6 +143,22 @@ impl TokenCache {
             }
         }
         self.fetch_or_wait(now).await
+    }
+
+    /// The client secret changed: the token fetched with the old one is dropped, and in fleet
+    /// mode tokens are sealed under the new one.
+    fn secret_rotated(&self) {
+        #[cfg(feature = "fleet")]
+        if let Some(fleet) = &self.fleet {
+            self.endpoint
+                .client_secret
+                .with(|secret| fleet.reseal(secret));
+        }
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
+        tracing::info!(
+            token_url = %self.endpoint.shown_url(),
+            "the client secret changed: the cached token is dropped"
+        );
     }
 
     /// Drops `stale` if it is still the cached token, so that a burst of 401s for one token

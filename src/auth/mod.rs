@@ -3,13 +3,14 @@
 //! `Debug` of it, ours or a dependency's, shows the value.
 
 mod cache;
+pub(crate) mod rotating;
 pub(crate) mod token_endpoint;
 
 use std::fmt;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::error::Error;
@@ -18,6 +19,7 @@ use crate::profile::ConfigError;
 use crate::profile::sections::{Auth, Timeouts};
 
 pub(crate) use cache::{Token, TokenCache};
+pub(crate) use rotating::RotatingSecret;
 pub(crate) use token_endpoint::TokenEndpoint;
 
 /// The resolved credentials of a client.
@@ -26,13 +28,13 @@ pub(crate) enum Credentials {
     /// A header whose whole value is the secret, or `Bearer <secret>`.
     Header {
         name: HeaderName,
-        secret: SecretString,
+        secret: RotatingSecret,
         bearer: bool,
     },
     /// An API key in a query parameter (the parameter is always redacted).
     Query {
         param: String,
-        secret: SecretString,
+        secret: RotatingSecret,
     },
     /// OAuth 2.0 client credentials: a cached bearer token.
     OAuth(Arc<TokenCache>),
@@ -56,6 +58,13 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// A value a header can carry (checked for every rotated value too, so a bad one is never used).
+fn header_safe(value: &str) -> Result<(), &'static str> {
+    HeaderValue::try_from(value)
+        .map(drop)
+        .map_err(|_| "holds characters a header cannot carry")
+}
+
 /// `auth.header`'s default.
 const DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
@@ -65,7 +74,7 @@ impl Credentials {
     pub(crate) fn resolve(
         profile: &str,
         auth: Option<&Auth>,
-        http: &reqwest::Client,
+        http: &std::sync::Arc<crate::reload::Transport>,
         timeouts: &Timeouts,
         #[cfg(feature = "fleet")] fleet: Option<&Arc<crate::fleet::Fleet>>,
     ) -> Result<Credentials, Error> {
@@ -89,9 +98,13 @@ impl Credentials {
                     http: http.clone(),
                     url: token_url.clone(),
                     client_id: client_id.clone(),
-                    client_secret: client_secret
-                        .resolve()
-                        .map_err(|p| config("auth.client_secret", p))?,
+                    client_secret: RotatingSecret::resolve(
+                        profile,
+                        "auth.client_secret",
+                        client_secret,
+                        rotating::any,
+                    )
+                    .map_err(|p| config("auth.client_secret", p))?,
                     method: *auth_method,
                     scopes: scopes.clone(),
                     audience: audience.clone(),
@@ -111,38 +124,26 @@ impl Credentials {
                 header,
                 query_param,
                 hosts: _,
-            }) => {
-                let secret = key.resolve().map_err(|p| config("auth.key", p))?;
-                match query_param {
-                    Some(param) => Credentials::Query {
-                        param: param.clone(),
-                        secret,
-                    },
-                    None => Credentials::Header {
-                        name: header.clone().unwrap_or(DEFAULT_API_KEY_HEADER),
-                        secret,
-                        bearer: false,
-                    },
-                }
-            }
+            }) => match query_param {
+                Some(param) => Credentials::Query {
+                    param: param.clone(),
+                    secret: RotatingSecret::resolve(profile, "auth.key", key, rotating::any)
+                        .map_err(|p| config("auth.key", p))?,
+                },
+                None => Credentials::Header {
+                    name: header.clone().unwrap_or(DEFAULT_API_KEY_HEADER),
+                    secret: RotatingSecret::resolve(profile, "auth.key", key, header_safe)
+                        .map_err(|p| config("auth.key", p))?,
+                    bearer: false,
+                },
+            },
             Some(Auth::Bearer { token, .. }) => Credentials::Header {
                 name: http::header::AUTHORIZATION,
-                secret: token.resolve().map_err(|p| config("auth.token", p))?,
+                secret: RotatingSecret::resolve(profile, "auth.token", token, header_safe)
+                    .map_err(|p| config("auth.token", p))?,
                 bearer: true,
             },
         };
-        if let Credentials::Header { .. } = credentials
-            && credentials.header_value().is_none()
-        {
-            let key = match auth {
-                Some(Auth::Bearer { .. }) => "auth.token",
-                _ => "auth.key",
-            };
-            return Err(config(
-                key,
-                "the secret contains characters a header cannot carry".into(),
-            ));
-        }
         Ok(credentials)
     }
 
@@ -167,12 +168,15 @@ impl Credentials {
         let Credentials::Header { secret, bearer, .. } = self else {
             return None;
         };
-        let mut value = if *bearer {
-            HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
-        } else {
-            HeaderValue::try_from(secret.expose_secret())
-        }
-        .ok()?;
+        let mut value = secret
+            .with(|secret| {
+                if *bearer {
+                    HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
+                } else {
+                    HeaderValue::try_from(secret.expose_secret())
+                }
+            })
+            .ok()?;
         value.set_sensitive(true);
         Some(value)
     }
@@ -196,8 +200,10 @@ impl Credentials {
                 }
             }
             Credentials::Query { param, secret } => {
-                url.query_pairs_mut()
-                    .append_pair(param, secret.expose_secret());
+                secret.with(|secret| {
+                    url.query_pairs_mut()
+                        .append_pair(param, secret.expose_secret());
+                });
             }
             Credentials::OAuth(cache) => {
                 let token = cache.token().await?;
@@ -229,7 +235,7 @@ impl Credentials {
             .collect();
         let mut pairs = url.query_pairs_mut();
         pairs.clear().extend_pairs(others);
-        pairs.append_pair(param, secret.expose_secret());
+        secret.with(|secret| pairs.append_pair(param, secret.expose_secret()));
     }
 
     /// How long the cached OAuth token stays valid (`None` without OAuth or without a token).

@@ -28,10 +28,10 @@ const MAX_TOKEN_RESPONSE_BYTES: u64 = 64 * 1024;
 
 /// Where and how to ask for tokens.
 pub(crate) struct TokenEndpoint {
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: std::sync::Arc<crate::reload::Transport>,
     pub(crate) url: Url,
     pub(crate) client_id: String,
-    pub(crate) client_secret: SecretString,
+    pub(crate) client_secret: super::RotatingSecret,
     pub(crate) method: AuthMethod,
     pub(crate) scopes: Vec<String>,
     pub(crate) audience: Option<String>,
@@ -98,9 +98,10 @@ impl TokenEndpoint {
         C: for<'c> oauth2::AsyncHttpClient<'c, Error = Error>,
     {
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_owned(),
-            ))
+            .set_client_secret(
+                self.client_secret
+                    .with(|secret| ClientSecret::new(secret.expose_secret().to_owned())),
+            )
             .set_token_uri(TokenUrl::from_url(self.url.clone()))
             .set_auth_type(match self.method {
                 AuthMethod::ClientSecretBasic => AuthType::BasicAuth,
@@ -140,7 +141,8 @@ impl TokenEndpoint {
             }
         }
         let mut timer = Timer::new(deadline, self.timeouts.read, Instant::now());
-        let mut response = transport::send(&self.http, request, &mut timer, &self.timeouts).await?;
+        let http = self.http.client();
+        let mut response = transport::send(&http, request, &mut timer, &self.timeouts).await?;
         *status.lock().unwrap_or_else(PoisonError::into_inner) = Some(response.status());
         let mut answer = http::Response::builder().status(response.status());
         if let Some(content_type) = response.headers().get(http::header::CONTENT_TYPE) {
@@ -160,10 +162,10 @@ impl TokenEndpoint {
     /// responses.
     pub(crate) fn probe() -> TokenEndpoint {
         TokenEndpoint {
-            http: reqwest::Client::new(),
+            http: crate::reload::Transport::fixed(reqwest::Client::new()),
             url: Url::parse("https://auth.probe.invalid/token").expect("a valid literal URL"),
             client_id: "probe".into(),
-            client_secret: SecretString::from("probe-secret"),
+            client_secret: super::RotatingSecret::fixed(SecretString::from("probe-secret")),
             method: AuthMethod::ClientSecretBasic,
             scopes: Vec::new(),
             audience: None,

@@ -78,7 +78,8 @@ pub(crate) struct TokenLink {
     owner: String,
     /// Numbers each taking of the lock, so a late release never drops a newer one.
     taken: std::sync::atomic::AtomicU64,
-    seal: Seal,
+    /// Re-derived when the client secret rotates ([`TokenLink::reseal`]).
+    seal: std::sync::RwLock<Seal>,
     read: Script,
     lock: Script,
     delete_if: Script,
@@ -101,7 +102,11 @@ impl TokenLink {
         let tag = format!("token|{}", identity(endpoint));
         let value_key = fleet.key(&tag, "value");
         Some(TokenLink {
-            seal: Seal::new(&endpoint.client_secret, &value_key),
+            seal: std::sync::RwLock::new(
+                endpoint
+                    .client_secret
+                    .with(|secret| Seal::new(secret, &value_key)),
+            ),
             lock_key: fleet.key(&tag, "lock"),
             value_key,
             fleet: fleet.clone(),
@@ -111,6 +116,16 @@ impl TokenLink {
             lock: Script::new(LOCK),
             delete_if: Script::new(DELETE_IF),
         })
+    }
+
+    /// The client secret rotated: tokens are sealed under a key from the new one. Tokens other
+    /// replicas sealed under the old one no longer open here (a miss: this replica fetches).
+    pub(crate) fn reseal(&self, secret: &SecretString) {
+        *self
+            .seal
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Seal::new(secret, &self.value_key);
     }
 
     /// A token from Redis if one there is valid past `margin(lifetime)`, else fetched by one
@@ -259,7 +274,11 @@ impl TokenLink {
         else {
             return Some(None);
         };
-        let plain = self.seal.open(&sealed);
+        let plain = self
+            .seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .open(&sealed);
         Some(plain.as_deref().and_then(|plain| {
             let (lifetime, token) = plain.split_first_chunk::<8>()?;
             let token = std::str::from_utf8(token).ok()?;
@@ -279,7 +298,12 @@ impl TokenLink {
         let lifetime_ms = super::expiry_ms(token.lifetime);
         let mut plain = secrecy::zeroize::Zeroizing::new(lifetime_ms.to_be_bytes().to_vec());
         plain.extend_from_slice(token.access_token.expose_secret().as_bytes());
-        let sealed: Arc<[u8]> = self.seal.seal(&plain)?.into();
+        let sealed: Arc<[u8]> = self
+            .seal
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seal(&plain)?
+            .into();
         let (key, value) = (self.value_key.clone(), sealed.clone());
         let deadline = Fleet::background();
         self.fleet
