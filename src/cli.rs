@@ -47,7 +47,8 @@ fn command() -> Command {
             Command::new("check")
                 .about(
                     "Validates every profile of FILE and prints its effective settings, \
-                     secrets masked; exits non-zero on any problem",
+                     secrets masked (environment overrides are not applied); exits non-zero \
+                     on any problem",
                 )
                 .arg(
                     Arg::new("file")
@@ -87,8 +88,13 @@ where
     let matches = match command().try_get_matches_from(args) {
         Ok(matches) => matches,
         Err(e) => {
-            let _ = write!(err, "{}", e.render());
-            return if e.use_stderr() { USAGE } else { OK };
+            // `--help` and `--version` are answers, not errors.
+            if e.use_stderr() {
+                let _ = write!(err, "{}", e.render());
+                return USAGE;
+            }
+            let _ = write!(out, "{}", e.render());
+            return OK;
         }
     };
     let Some(("check", check)) = matches.subcommand() else {
@@ -111,6 +117,11 @@ where
         }
     };
     let mut failed = !problems.is_empty();
+    if !failed && profiles.names().next().is_none() {
+        // A file without a single profile is most likely the wrong file.
+        let _ = writeln!(err, "error: {} defines no profile", file.display());
+        return PROBLEMS;
+    }
     for problem in problems {
         let _ = writeln!(err, "error: {problem}");
     }

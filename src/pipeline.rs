@@ -107,9 +107,8 @@ impl Client {
                 .and_then(|v| v.to_str().ok());
             telemetry::body("request", content_type, body, &s.redactor, max);
         }
-        let http = s.http.client();
         let wire = Wire {
-            http: &http,
+            http: &s.http,
             gate: &s.gate,
             redactor: &s.redactor,
             timeouts: &s.settings.timeouts,

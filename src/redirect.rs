@@ -38,7 +38,8 @@ pub(crate) struct Hop {
 
 /// What the loop needs from the client.
 pub(crate) struct Wire<'a> {
-    pub(crate) http: &'a reqwest::Client,
+    /// Asked for its client per hop, so renewed TLS files serve the next attempt.
+    pub(crate) http: &'a crate::reload::Transport,
     pub(crate) gate: &'a OriginGate,
     pub(crate) redactor: &'a Redactor,
     pub(crate) timeouts: &'a Timeouts,
@@ -95,7 +96,8 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
                 Err(err) => return end(Err(err), hop),
             }
         }
-        let response = match transport::send(wire.http, request, timer, wire.timeouts).await {
+        let http = wire.http.client();
+        let response = match transport::send(&http, request, timer, wire.timeouts).await {
             Ok(response) => response,
             Err(err) => return end(Err(err), hop),
         };
@@ -218,7 +220,7 @@ mod tests {
         };
         let base = Url::parse("https://a.example").expect("url");
         let gate = OriginGate::new(&settings, &base);
-        let http = reqwest::Client::new();
+        let http = crate::reload::Transport::fixed(reqwest::Client::new());
         let redactor = Redactor::default();
         let timeouts = Timeouts::default();
         let wire = Wire {

@@ -64,6 +64,7 @@ type = "oauth2_client_credentials"
 token_url = "https://auth.crm.example/token"
 client_id = "orders"
 client_secret = { env = "CRM_SECRET" }
+extra_params = { client_assertion = "eyJ-assertion-canary" }
 [crm.rate_limit]
 adaptive = true
 
@@ -139,6 +140,9 @@ auth = {{ type = "bearer", token = {{ file = "{empty}" }} }}
 [d]
 base_url = "https://d.example"
 auth = {{ type = "bearer", token = {{ file = "{folder}" }} }}
+[f]
+base_url = "https://f.example"
+auth = {{ type = "bearer", token = {{ env = "F_TOKEN" }} }}
 [e]
 base_url = "https://e.example"
 auth = {{ type = "bearer", token = {{ env = "E_TOKEN" }} }}
@@ -154,16 +158,18 @@ client_key_file = "{missing}"
     let file = dir.write("integrations.toml", &text);
 
     // Without --secrets the file is valid: the secrets are where production has them.
-    let (code, _, err) = check(&[], &file, &[("E_TOKEN", CANARY)]);
+    let env = [("E_TOKEN", CANARY), ("F_TOKEN", "line\nbreak")];
+    let (code, _, err) = check(&[], &file, &env);
     assert_eq!(code, 0, "{err}");
 
-    let (code, out, err) = check(&["--secrets"], &file, &[("E_TOKEN", CANARY)]);
+    let (code, out, err) = check(&["--secrets"], &file, &env);
     assert_eq!(code, 1);
     for expected in [
         "profile \"b\": auth.token: environment variable B_TOKEN_UNSET is not set",
         "profile \"c\": auth.token: secret file",
         "profile \"d\": auth.token: cannot read secret file",
         "profile \"e\": tls.client_key_file: cannot read",
+        "profile \"f\": auth.token: holds characters a header cannot carry",
     ] {
         assert!(err.contains(expected), "{expected:?} missing from\n{err}");
     }
@@ -187,6 +193,19 @@ fn usage_errors_exit_with_two_and_an_unreadable_file_with_one() {
         .output()
         .expect("run");
     assert_eq!(status.status.code(), Some(2));
+
+    let help = Command::new(env!("CARGO_BIN_EXE_outbound"))
+        .args(["check", "--help"])
+        .output()
+        .expect("run");
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--secrets"));
+
+    let dir = Dir::new("empty");
+    let file = dir.write("integrations.toml", "# nothing yet\n");
+    let (code, _, err) = check(&[], &file, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("defines no profile"), "{err}");
 
     let dir = Dir::new("syntax");
     let file = dir.write("integrations.toml", "[crm\nbase_url = 'x'\n");

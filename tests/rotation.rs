@@ -139,7 +139,7 @@ async fn a_secret_file_gone_bad_keeps_the_last_good_value_and_warns_once_per_cha
 }
 
 #[tokio::test]
-async fn a_rotated_client_secret_drops_the_cached_token() {
+async fn a_rotated_client_secret_replaces_the_cached_token_without_failing_a_call() {
     let (capture, _guard) = Capture::start();
     let dir = Dir::new("oauth");
     let secret = dir.path("secret");
@@ -173,7 +173,8 @@ async fn a_rotated_client_secret_drops_the_cached_token() {
         ),
     );
     let bearer = |server: &TestServer| {
-        let last = server.requests().pop().expect("request");
+        let calls = server.requests();
+        let last = calls.iter().rev().find(|r| r.path() == "/a").expect("a call");
         last.header("authorization").expect("bearer").to_owned()
     };
     client.get("/a").send().await.expect("call");
@@ -183,14 +184,78 @@ async fn a_rotated_client_secret_drops_the_cached_token() {
 
     rotate(&secret, "secret-2");
     tokio::time::sleep(PAST_A_CHECK).await;
-    client.get("/a").send().await.expect("call");
-    assert_eq!(bearer(&server), "Bearer token-two");
+    // The old token keeps the calls going while one background request asks for a new one.
+    let mut seen = Vec::new();
+    for _ in 0..40 {
+        client
+            .get("/a")
+            .send()
+            .await
+            .expect("no call fails during a rotation");
+        seen.push(bearer(&server));
+        if seen.last().is_some_and(|b| b == "Bearer token-two") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("Bearer token-two"),
+        "{seen:?}"
+    );
     assert_eq!(server.hits_on("/oauth/token"), 2);
     let logs = capture.text();
-    assert!(logs.contains("the cached token is dropped"), "{logs}");
+    assert!(logs.contains("the client secret changed"), "{logs}");
     assert!(
         !logs.contains("secret-1") && !logs.contains("secret-2"),
         "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_secret_the_provider_does_not_accept_yet_fails_no_call() {
+    let (_capture, _guard) = Capture::start();
+    let dir = Dir::new("staged");
+    let secret = dir.path("secret");
+    std::fs::write(&secret, "secret-1").expect("write");
+    let server = TestServer::start(|request| {
+        if request.path() == "/oauth/token" {
+            if String::from_utf8_lossy(&request.body).contains("secret-2") {
+                return Reply::json(401, r#"{"error":"invalid_client"}"#);
+            }
+            return Reply::json(
+                200,
+                r#"{"access_token":"token-one","token_type":"Bearer","expires_in":600}"#,
+            );
+        }
+        Reply::ok("")
+    })
+    .await;
+    let client = client(
+        &server,
+        &format!(
+            "type = 'oauth2_client_credentials'\ntoken_url = '{}'\nclient_id = 'orders'\n\
+             auth_method = 'client_secret_post'\nclient_secret = {{ file = '{}' }}",
+            server.url("/oauth/token"),
+            secret.display()
+        ),
+    );
+    client.get("/a").send().await.expect("call");
+    // Written to the mount before the provider has it.
+    rotate(&secret, "secret-2");
+    tokio::time::sleep(PAST_A_CHECK).await;
+    for _ in 0..10 {
+        let ok = client
+            .get("/a")
+            .send()
+            .await
+            .expect("the old token still works");
+        assert_eq!(ok.status(), 200);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        server.hits_on("/oauth/token") >= 2,
+        "a new token was asked for"
     );
 }
 

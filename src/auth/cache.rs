@@ -34,6 +34,9 @@ pub(crate) struct Token {
     refresh_at: Instant,
     expires_at: Instant,
     generation: u64,
+    /// The client secret's rotation count when it was asked for: a token from before a
+    /// rotation is replaced (see [`TokenCache::token`]).
+    secret_generation: u64,
 }
 
 impl fmt::Debug for Token {
@@ -65,8 +68,7 @@ pub(crate) struct TokenCache {
     current: RwLock<Option<Arc<Token>>>,
     flight: Arc<Mutex<Flight>>,
     generation: AtomicU64,
-    /// The client secret's rotation count the cache last saw: when it moves, the cached token
-    /// (fetched with the old secret) is dropped.
+    /// The client secret's rotation count the cache last saw, to act once per rotation.
     secret_generation: AtomicU64,
     #[cfg(feature = "fleet")]
     fleet: Option<crate::fleet::TokenLink>,
@@ -127,14 +129,21 @@ impl TokenCache {
     /// On a multi-thread runtime, dropping the future while it fetches does not cancel the
     /// fetch: it finishes in its own task and the token is cached for the next caller. On a
     /// current-thread runtime the fetch is cancelled with it, and the next waiting caller tries.
+    ///
+    /// # Secret rotation
+    ///
+    /// A token asked for with a client secret that has since changed is replaced as if its
+    /// refresh time had come: calls keep using it while one background request fetches a token
+    /// with the new secret, so a rotation fails no call, not even when the identity provider
+    /// does not accept the new secret yet.
     pub(crate) async fn token(self: &Arc<Self>) -> Result<Arc<Token>, Error> {
-        let rotated = self.endpoint.client_secret.generation();
-        if self.secret_generation.swap(rotated, Ordering::AcqRel) != rotated {
+        let secret = self.endpoint.client_secret.generation();
+        if self.secret_generation.swap(secret, Ordering::AcqRel) != secret {
             self.secret_rotated();
         }
         let now = Instant::now();
         if let Some(token) = self.cached() {
-            if now < token.refresh_at {
+            if now < token.refresh_at && token.secret_generation == secret {
                 return Ok(token);
             }
             if now < token.expires_at {
@@ -145,8 +154,8 @@ impl TokenCache {
         self.fetch_or_wait(now).await
     }
 
-    /// The client secret changed: the token fetched with the old one is dropped, and in fleet
-    /// mode tokens are sealed under the new one.
+    /// The client secret changed: in fleet mode tokens are sealed under the new one (the
+    /// cached token is replaced by [`token`](Self::token)).
     fn secret_rotated(&self) {
         #[cfg(feature = "fleet")]
         if let Some(fleet) = &self.fleet {
@@ -154,10 +163,10 @@ impl TokenCache {
                 .client_secret
                 .with(|secret| fleet.reseal(secret));
         }
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = None;
         tracing::info!(
             token_url = %self.endpoint.shown_url(),
-            "the client secret changed: the cached token is dropped"
+            "the client secret changed: the cached token is replaced by one asked for with the \
+             new secret"
         );
     }
 
@@ -241,6 +250,8 @@ impl TokenCache {
     async fn refresh(&self, flight: &mut Flight) -> Result<Arc<Token>, Error> {
         let refreshing = self.cached().is_some();
         let sent = Instant::now();
+        // Read before the request: a rotation during it makes this token one to replace.
+        let secret_generation = self.endpoint.client_secret.generation();
         match self.obtain().await {
             Ok(obtained) => {
                 let lifetime = obtained.lifetime;
@@ -251,6 +262,7 @@ impl TokenCache {
                     refresh_at: transport::later(sent, remaining.saturating_sub(margin)),
                     expires_at: transport::later(sent, remaining),
                     generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
+                    secret_generation,
                 });
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(token.clone());
                 flight.failure = None;

@@ -59,7 +59,7 @@ impl fmt::Debug for Credentials {
 }
 
 /// A value a header can carry (checked for every rotated value too, so a bad one is never used).
-fn header_safe(value: &str) -> Result<(), &'static str> {
+pub(crate) fn header_safe(value: &str) -> Result<(), &'static str> {
     HeaderValue::try_from(value)
         .map(drop)
         .map_err(|_| "holds characters a header cannot carry")

@@ -108,12 +108,17 @@ impl RotatingSecret {
         let SecretSource::File(path) = &self.source else {
             return;
         };
+        // One check at a time: a slow read finishing after a later one must not win.
+        let mut problem = match self.problem.try_lock() {
+            Ok(problem) => problem,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
         let read = self.source.resolve().and_then(|value| {
             (self.accept)(value.expose_secret())
                 .map(|()| value)
                 .map_err(|why| format!("secret file {} {why}", path.display()))
         });
-        let mut problem = self.problem.lock().unwrap_or_else(PoisonError::into_inner);
         match read {
             Ok(value) => {
                 let same = self

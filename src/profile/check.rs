@@ -12,23 +12,36 @@ impl Profile {
     /// are the ones building a client gives, naming the key; never a value.
     pub(crate) fn secret_problems(&self) -> Vec<ConfigError> {
         let s = &self.settings;
+        // Each source with the check building a client applies to its value.
+        let any = crate::auth::rotating::any;
+        let header = crate::auth::header_safe;
         let mut sources = Vec::new();
         match &s.auth {
             Some(Auth::Oauth2ClientCredentials { client_secret, .. }) => {
-                sources.push(("auth.client_secret", client_secret));
+                sources.push(("auth.client_secret", client_secret, any as fn(&str) -> _));
             }
-            Some(Auth::ApiKey { key, .. }) => sources.push(("auth.key", key)),
-            Some(Auth::Bearer { token, .. }) => sources.push(("auth.token", token)),
+            Some(Auth::ApiKey {
+                key, query_param, ..
+            }) => {
+                let accept = if query_param.is_some() { any } else { header };
+                sources.push(("auth.key", key, accept));
+            }
+            Some(Auth::Bearer { token, .. }) => sources.push(("auth.token", token, header)),
             None => {}
         }
         if let Some(fleet) = &s.fleet {
-            sources.push(("fleet.redis_url", &fleet.redis_url));
+            sources.push(("fleet.redis_url", &fleet.redis_url, any));
         }
         let mut problems: Vec<ConfigError> = sources
             .into_iter()
-            .filter_map(|(key, source)| {
-                // The value is dropped (and zeroed) at once: only whether it resolves matters.
-                let problem = source.resolve().err()?;
+            .filter_map(|(key, source, accept)| {
+                // The value is dropped (and zeroed) at once: only whether it is usable matters.
+                let problem = match source.resolve() {
+                    Ok(value) => accept(secrecy::ExposeSecret::expose_secret(&value))
+                        .err()?
+                        .to_owned(),
+                    Err(problem) => problem,
+                };
                 Some(ConfigError::new(&self.name, key, problem))
             })
             .collect();

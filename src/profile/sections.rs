@@ -16,8 +16,8 @@ pub(crate) use super::values::parse_header_name;
 use super::values::{
     deserialize_auth_header, deserialize_header_name, deserialize_header_names,
     deserialize_opt_header_name, deserialize_opt_url, deserialize_url, duration,
-    serialize_header_name, serialize_header_names, serialize_opt_header_name, serialize_opt_url,
-    serialize_url,
+    serialize_header_name, serialize_header_names, serialize_masked_values,
+    serialize_opt_header_name, serialize_opt_url, serialize_url,
 };
 
 /// `[profile.timeouts]`: every call is bounded; none of these can be turned off.
@@ -189,7 +189,9 @@ pub(crate) enum Auth {
         auth_method: AuthMethod,
         #[serde(default)]
         audience: Option<String>,
-        #[serde(default)]
+        /// Shown masked: a token request's extra parameters may be credentials
+        /// (`client_assertion`).
+        #[serde(default, serialize_with = "serialize_masked_values")]
         extra_params: BTreeMap<String, String>,
         #[serde(with = "duration", default = "default_refresh_before_expiry")]
         refresh_before_expiry: Duration,

@@ -139,3 +139,11 @@ pub(super) fn serialize_header_names<S: Serializer>(
 ) -> Result<S::Ok, S::Error> {
     s.collect_seq(names.iter().map(HeaderName::as_str))
 }
+
+/// The keys of a map, each value masked.
+pub(super) fn serialize_masked_values<S: Serializer>(
+    map: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(map.keys().map(|k| (k, crate::redact::MASK)))
+}

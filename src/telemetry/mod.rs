@@ -45,8 +45,8 @@ pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Re
     tracing::info_span!(
         "http.client",
         otel.kind = "client",
-        otel.name = %method,
-        http.request.method = %method,
+        otel.name = method.as_str(),
+        http.request.method = method.as_str(),
         server.address = url.host_str().unwrap_or_default(),
         server.port = url.port_or_known_default().unwrap_or_default(),
         url.full = %redactor.url(url),
