@@ -174,7 +174,11 @@ async fn a_rotated_client_secret_replaces_the_cached_token_without_failing_a_cal
     );
     let bearer = |server: &TestServer| {
         let calls = server.requests();
-        let last = calls.iter().rev().find(|r| r.path() == "/a").expect("a call");
+        let last = calls
+            .iter()
+            .rev()
+            .find(|r| r.path() == "/a")
+            .expect("a call");
         last.header("authorization").expect("bearer").to_owned()
     };
     client.get("/a").send().await.expect("call");
