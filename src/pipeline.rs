@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::attempt;
 use crate::auth;
@@ -25,16 +24,27 @@ impl Client {
     /// One logical call: its span, then the pipeline.
     pub(crate) async fn execute(&self, request: PreparedRequest) -> Result<Response> {
         let s = &self.shared;
-        let span = telemetry::call_span(&s.name, &request.method, &request.url, &s.redactor);
-        telemetry::call_policy(&span, &request.policy);
+        let span = telemetry::CallSpan::new(
+            &s.name,
+            &request.method,
+            &request.url,
+            &s.redactor,
+            &request.policy,
+        );
         let method = request.method.clone();
         let started = Instant::now();
         let mut origin = None;
         // Boxed: the pipeline's state is several KiB, and a boxed future is moved as a pointer
         // instead of being copied into every future that awaits it.
-        let result = Box::pin(self.call(request, started, &mut origin))
-            .instrument(span.clone())
-            .await;
+        let mut call = Box::pin(self.call(request, started, &mut origin, &span));
+        // The span is entered for each poll, as `Instrument` would, but borrowed: a clone
+        // would cost a subscriber a reference count and a close.
+        let result = std::future::poll_fn(|cx| {
+            let _entered = span.span().enter();
+            call.as_mut().poll(cx)
+        })
+        .await;
+        drop(call);
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
         // A call refused before it had an origin (isolation, the origin gate) is labelled with
         // the profile alone: the refused host is not a label, it could be anything.
@@ -51,6 +61,7 @@ impl Client {
         request: PreparedRequest,
         started: Instant,
         origin_out: &mut Option<Arc<Origin>>,
+        call_span: &telemetry::CallSpan<'_>,
     ) -> Result<Response> {
         let s = &self.shared;
         let total = request.timeout.unwrap_or(s.settings.timeouts.total);
@@ -261,7 +272,7 @@ impl Client {
             let stop = match s.retry.decide(&attempt, &origin.budget, fastrand::f64()) {
                 Decision::Retry { after, paid: drew } => {
                     paid = drew;
-                    telemetry::retry_scheduled(&attempt, after, &origin.labels);
+                    telemetry::retry_scheduled(&attempt, after, &origin.labels, call_span);
                     drop(attempted);
                     tokio::time::sleep(after).await;
                     waited = after;
@@ -270,7 +281,7 @@ impl Client {
                 }
                 Decision::Stop(stop) => stop,
             };
-            telemetry::retry_stopped(&attempt, stop, &origin.labels);
+            telemetry::retry_stopped(&attempt, stop, &origin.labels, call_span);
             return match attempted.result {
                 Ok(response) => {
                     let response = Response::new(

@@ -182,7 +182,7 @@ async fn canaries_never_appear_in_errors_debug_or_trace_output() {
     }
     let trace = capture.text();
     assert!(
-        trace.contains("http.client"),
+        trace.contains("otel.kind=\"client\""),
         "the capture saw the call spans:\n{trace}"
     );
     assert!(

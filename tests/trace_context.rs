@@ -41,6 +41,28 @@ async fn every_attempt_carries_the_traceparent_the_exporter_recorded() {
         // `otel.name` names it after the method, as the HTTP conventions ask.
         .find(|s| s.name == "GET" && s.span_kind == opentelemetry::trace::SpanKind::Client)
         .expect("the call's span was exported");
+    // Every HTTP client attribute of the conventions reaches the exporter, those a log line
+    // does not carry included.
+    let attribute = |key: &str| {
+        call.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attribute("http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attribute("server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attribute("server.port"),
+        Some(server.addr().port().to_string())
+    );
+    assert!(
+        attribute("url.full").is_some_and(|u| u.ends_with("/v1/orders")),
+        "{:?}",
+        call.attributes
+    );
+    assert_eq!(attribute("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(attribute("http.request.resend_count").as_deref(), Some("1"));
+    assert_eq!(attribute("outbound.profile").as_deref(), Some("default"));
     let expected = format!(
         "00-{}-{}-01",
         call.span_context.trace_id(),

@@ -1,10 +1,8 @@
 //! Spans, events and metrics: the one place that names them.
 //!
-//! - **Spans** follow the OpenTelemetry HTTP client conventions: one INFO `http.client` span per
-//!   logical call (`http.request.method`, `server.address`, `server.port`, `url.full` redacted,
-//!   `http.response.status_code`, `http.request.resend_count`, `error.type`, plus
-//!   `outbound.profile` and `outbound.attempts`, both recorded only when there was more than
-//!   one attempt), and a DEBUG event per attempt.
+//! - **Spans** follow the OpenTelemetry HTTP client conventions: one INFO span per logical call,
+//!   named after its method, and a DEBUG event per attempt; see [`span`] for its fields and
+//!   what they cost a subscriber.
 //! - **Events** for the decisions a person needs to see: a retry scheduled or refused (and why),
 //!   breaker state changes, pauses and waits for rate limits, token fetches and failures (never
 //!   the token), isolation on and off.
@@ -19,8 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use tracing::Span;
-use url::Url;
 
 use crate::error::Error;
 use crate::redact::Redactor;
@@ -29,52 +25,17 @@ use crate::retry::{Attempt, Outcome, StopReason};
 #[cfg(feature = "fleet")]
 pub(crate) mod fleet;
 mod labels;
+mod span;
 #[cfg(feature = "opentelemetry")]
 pub(crate) mod trace_context;
 
 use labels::method_label;
 pub(crate) use labels::{Labels, metric};
-
-/// The span of one logical call.
-pub(crate) fn call_span(profile: &str, method: &Method, url: &Url, redactor: &Redactor) -> Span {
-    let profile = if profile.is_empty() {
-        "default"
-    } else {
-        profile
-    };
-    tracing::info_span!(
-        "http.client",
-        otel.kind = "client",
-        otel.name = method.as_str(),
-        http.request.method = method.as_str(),
-        server.address = url.host_str().unwrap_or_default(),
-        server.port = url.port_or_known_default().unwrap_or_default(),
-        url.full = %redactor.url(url),
-        outbound.profile = profile,
-        http.response.status_code = tracing::field::Empty,
-        http.request.resend_count = tracing::field::Empty,
-        outbound.attempts = tracing::field::Empty,
-        outbound.max_attempts = tracing::field::Empty,
-        outbound.idempotent = tracing::field::Empty,
-        outbound.request_id = tracing::field::Empty,
-        outbound.request_id.sent = tracing::field::Empty,
-        error.type = tracing::field::Empty,
-    )
-}
-
-/// Records a call's own retry policy on its span, when it set one.
-pub(crate) fn call_policy(span: &Span, policy: &crate::request::CallPolicy) {
-    if let Some(max) = policy.max_attempts {
-        span.record("outbound.max_attempts", max);
-    }
-    if policy.idempotent {
-        span.record("outbound.idempotent", true);
-    }
-}
+pub(crate) use span::CallSpan;
 
 /// Records how a call ended: span fields, one DEBUG event, and the call metrics.
 pub(crate) fn call_finished(
-    span: &Span,
+    call: &CallSpan<'_>,
     labels: &Labels,
     method: &Method,
     outcome: Result<(StatusCode, u32), &Error>,
@@ -89,23 +50,19 @@ pub(crate) fn call_finished(
         Ok(_) => None,
         Err(err) => Some(err.kind().as_str()),
     };
+    let span = call.span();
     if !span.is_disabled() {
-        if let Some(status) = status {
-            span.record("http.response.status_code", status.as_u16());
-        }
-        // Each record costs a formatting layer a re-serialization of the span's fields, so
-        // the common case (one attempt, no error) records the status alone.
-        if attempts > 1 {
-            span.record("outbound.attempts", attempts);
-            span.record("http.request.resend_count", attempts - 1);
-        }
-        if let Some(error_type) = error_type {
-            span.record("error.type", error_type);
-        }
-        let _entered = span.enter();
+        call.finish(status, attempts, error_type);
+        // `parent:` rather than entering the span: entering costs a subscriber even when the
+        // event is off.
         match outcome {
-            Ok((status, _)) => tracing::debug!(status = status.as_u16(), attempts, "call finished"),
-            Err(err) => tracing::debug!(error = %err, attempts, "call failed"),
+            Ok((status, _)) => tracing::debug!(
+                parent: span,
+                status = status.as_u16(),
+                attempts,
+                "call finished"
+            ),
+            Err(err) => tracing::debug!(parent: span, error = %err, attempts, "call failed"),
         }
     }
     let outcome_label = match outcome {
@@ -177,7 +134,13 @@ pub(crate) fn attempt_finished(
 }
 
 /// A retry is coming: why, and after how long.
-pub(crate) fn retry_scheduled(attempt: &Attempt<'_>, after: Duration, labels: &Labels) {
+pub(crate) fn retry_scheduled(
+    attempt: &Attempt<'_>,
+    after: Duration,
+    labels: &Labels,
+    call: &CallSpan<'_>,
+) {
+    call.identify();
     let reason = reason(&attempt.outcome);
     tracing::info!(
         attempt = attempt.number,
@@ -195,7 +158,12 @@ pub(crate) fn retry_scheduled(attempt: &Attempt<'_>, after: Duration, labels: &L
 }
 
 /// The call ends with this attempt. When its outcome was retryable, say why it was not retried.
-pub(crate) fn retry_stopped(attempt: &Attempt<'_>, stop: StopReason, labels: &Labels) {
+pub(crate) fn retry_stopped(
+    attempt: &Attempt<'_>,
+    stop: StopReason,
+    labels: &Labels,
+    call: &CallSpan<'_>,
+) {
     let why = match stop {
         StopReason::Final | StopReason::AttemptsExhausted => return,
         StopReason::NotReplaySafe => "not_replay_safe",
@@ -203,6 +171,7 @@ pub(crate) fn retry_stopped(attempt: &Attempt<'_>, stop: StopReason, labels: &La
         StopReason::RetryAfterTooLong { .. } => "retry_after_too_long",
         StopReason::DeadlinePassed { .. } => "deadline",
     };
+    call.identify();
     tracing::info!(
         attempt = attempt.number,
         outcome = reason(&attempt.outcome),
