@@ -209,6 +209,14 @@ impl<'a> RedactedUrl<'a> {
 impl fmt::Display for RedactedUrl<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = self.url;
+        // Most URLs hide nothing: no user, no query, no fragment.
+        if url.username().is_empty()
+            && url.password().is_none()
+            && url.query().is_none()
+            && url.fragment().is_none()
+        {
+            return f.write_str(url.as_str());
+        }
         write!(f, "{}://", url.scheme())?;
         if !url.username().is_empty() || url.password().is_some() {
             write!(f, "{MASK}@")?;
