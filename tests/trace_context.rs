@@ -60,7 +60,10 @@ async fn every_attempt_carries_the_traceparent_the_exporter_recorded() {
         "{:?}",
         call.attributes
     );
-    assert_eq!(attribute("http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        attribute("http.response.status_code").as_deref(),
+        Some("200")
+    );
     assert_eq!(attribute("http.request.resend_count").as_deref(), Some("1"));
     assert_eq!(attribute("outbound.profile").as_deref(), Some("default"));
     let expected = format!(
