@@ -16,9 +16,11 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
         let (path, query) = input
             .split_once('?')
             .map_or((input, None), |(p, q)| (p, Some(q)));
-        let dot_segment = path
-            .split('/')
-            .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e"));
+        // Without a '.' or a '%' no segment can be a dot segment: most paths skip the split.
+        let dot_segment = path.contains(['.', '%'])
+            && path
+                .split('/')
+                .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e"));
         if !dot_segment {
             let mut url = base.clone();
             match base.path().trim_end_matches('/') {
@@ -63,9 +65,12 @@ fn confine(base: &Url, url: Url) -> Result<Url> {
         .strip_prefix(prefix)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     // `..;` is `..` to servers that drop path parameters (Tomcat, Jetty, Spring).
+    // Without ".." no segment can be one: most paths skip the split.
     let climbs = |path: &str| {
-        path.split(['/', '\\'])
-            .any(|segment| segment.split(';').next() == Some(".."))
+        path.contains("..")
+            && path
+                .split(['/', '\\'])
+                .any(|segment| segment.split(';').next() == Some(".."))
     };
     // Most paths have nothing encoded: checked as they are, without decoding a copy.
     let hidden_dots = if path.contains(['%', ';', '\\']) {
