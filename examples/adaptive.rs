@@ -7,7 +7,9 @@
 //! go by. The caller offers 400 calls/s for 10 s (one attempt each, a 1 s deadline). One row
 //! per client setting:
 //!
-//! - **no limit**: every call goes out; the partner throttles most of them;
+//! - **no `[rate_limit]`**: nothing paces until the 429s form a pattern; then the origin pauses
+//!   and is paced at a learned rate from then on (the same pacing as adaptive mode, engaged by
+//!   the evidence);
 //! - **fixed 50/s**: a quota set too low by hand: no 429s, half the partner's quota left unused;
 //! - **adaptive**: `rate_limit.adaptive = true`, learning the quota from the 429s.
 //!
@@ -138,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
         RUN.as_secs()
     );
     let rows = [
-        run("no limit", &server, &partner, |b| b).await?,
+        run("no [rate_limit]", &server, &partner, |b| b).await?,
         // A burst no deeper than the partner's: a deeper one after each pause would be met by
         // 429s, which would pause the origin again.
         run("fixed 50/s", &server, &partner, |b| {
@@ -151,16 +153,16 @@ async fn main() -> anyhow::Result<()> {
         .await?,
     ];
     println!(
-        "| {:<12} | {:>8} | {:>7} | {:>8} | {:>9} | {:>14} |",
+        "| {:<15} | {:>8} | {:>7} | {:>8} | {:>9} | {:>14} |",
         "client", "sent/s", "ok/s", "of quota", "throttled", "refused locally"
     );
     println!(
-        "|{:-<14}|{:->10}|{:->9}|{:->10}|{:->11}|{:->16}|",
+        "|{:-<17}|{:->10}|{:->9}|{:->10}|{:->11}|{:->16}|",
         ":", ":", ":", ":", ":", ":"
     );
     for r in &rows {
         println!(
-            "| {:<12} | {:>8.1} | {:>7.1} | {:>7.1}% | {:>8.1}% | {:>15} |",
+            "| {:<15} | {:>8.1} | {:>7.1} | {:>7.1}% | {:>8.1}% | {:>15} |",
             r.name,
             r.sent_per_s,
             r.ok_per_s,

@@ -75,7 +75,9 @@ impl ClientBuilder {
     /// key: `rate_limit.adaptive`. Default: off.
     ///
     /// Every such 429 counts as a sign of the quota, so leave this off for an API that answers
-    /// 429 for other reasons (lock contention) without a `Retry-After`.
+    /// 429 for other reasons (lock contention) without a `Retry-After`. Off, the same pacing
+    /// still engages for an origin whose bare 429s form a pattern (at least half the answers of
+    /// the last second).
     ///
     /// ```
     /// let client = outbound::Client::builder()

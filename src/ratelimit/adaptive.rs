@@ -153,6 +153,15 @@ impl Adaptive {
         }
     }
 
+    /// Engaged by a pattern of 429s that say nothing (see `Limiter::observe`) while the origin
+    /// admitted `rate` calls a second: paced from now on, starting at 0.7× that rate.
+    pub(crate) fn engaged(now: Instant, rate: f64) -> Adaptive {
+        let adaptive = Adaptive::new(now);
+        adaptive.lock().measured.rate = Some(rate);
+        adaptive.observe(now, now, true);
+        adaptive
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -181,7 +190,10 @@ impl Adaptive {
         let measured = state.measured.rate(now);
         let cut = throttled && state.last_cut.is_none_or(|cut| sent >= cut);
         let rate = if cut {
+            // Before a measurement window closes (just after a pause, say) a handful of
+            // answers says little: the bucket's own rate is what was being sent.
             let sending = match &state.bucket {
+                Some(bucket) if state.measured.rate.is_none() => bucket.rate,
                 Some(bucket) => measured.min(bucket.rate),
                 None => measured,
             };

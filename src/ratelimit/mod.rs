@@ -52,7 +52,9 @@ enum Cause {
 pub(crate) struct Limiter {
     origin: Arc<str>,
     quota: Option<DefaultDirectRateLimiter>,
-    adaptive: Option<Adaptive>,
+    /// Set at build with `rate_limit.adaptive`, or engaged by a pattern of 429s that say
+    /// nothing (see [`Limiter::observe`]).
+    adaptive: std::sync::OnceLock<Adaptive>,
     blocked_until: Mutex<Option<Instant>>,
     /// Recent answers, to tell a pattern of 429s from isolated ones, and the client's own
     /// backoff for 429s that say nothing.
@@ -88,7 +90,7 @@ impl Limiter {
         Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
-            adaptive: None,
+            adaptive: std::sync::OnceLock::new(),
             blocked_until: Mutex::new(None),
             recent: Mutex::new((Recent::new(Instant::now()), HeaderlessBackoff::new())),
             #[cfg(feature = "fleet")]
@@ -97,8 +99,10 @@ impl Limiter {
     }
 
     /// `rate_limit.adaptive`: also paces at a rate learned from throttling answers.
-    pub(crate) fn adaptive(mut self, on: bool) -> Limiter {
-        self.adaptive = on.then(|| Adaptive::new(Instant::now()));
+    pub(crate) fn adaptive(self, on: bool) -> Limiter {
+        if on {
+            let _ = self.adaptive.set(Adaptive::new(Instant::now()));
+        }
         self
     }
 
@@ -140,7 +144,7 @@ impl Limiter {
             }
             // The adaptive rate first. Its slot goes back (when dropped) if a quota then makes
             // the call wait, or if the call is dropped while it asks Redis.
-            let slot = match self.adaptive.as_ref().map(|a| a.take(now)) {
+            let slot = match self.adaptive.get().map(|a| a.take(now)) {
                 Some(Err(wait)) => {
                     self.wait_for(Cause::Adaptive, now, wait, deadline).await?;
                     continue;
@@ -233,17 +237,27 @@ impl Limiter {
         max_wait: Duration,
     ) {
         let now = Instant::now();
-        if let Some(adaptive) = &self.adaptive {
-            let says_nothing = status == StatusCode::TOO_MANY_REQUESTS
-                && retry_after.is_none()
-                && !headers::mentions_quota(headers);
-            if let Some(rate) = adaptive.observe(sent, now, says_nothing) {
-                telemetry::adaptive_cut(&self.origin, rate);
-            }
+        let says_nothing = status == StatusCode::TOO_MANY_REQUESTS
+            && retry_after.is_none_or(|wait| wait.is_zero())
+            && !headers::mentions_quota(headers);
+        if let Some(adaptive) = self.adaptive.get()
+            && let Some(rate) = adaptive.observe(sent, now, says_nothing)
+        {
+            telemetry::adaptive_cut(&self.origin, rate);
         }
         let mut state = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         let (recent, backoff) = &mut *state;
         let counts = recent.record(now, status == StatusCode::TOO_MANY_REQUESTS);
+        // 429s that say nothing, as a pattern, are a quota the server will not state: without
+        // pacing, the calls that waited out the pause would all go at once when it ends and
+        // meet the same 429s. So the origin is paced at a learned rate from then on, starting
+        // from the rate it admitted calls at (isolated 429s never form the pattern).
+        if says_nothing && counts.is_pattern() && self.adaptive.get().is_none() {
+            let rate = recent.admitted_rate(now);
+            if self.adaptive.set(Adaptive::engaged(now, rate)).is_ok() {
+                telemetry::adaptive_engaged(&self.origin, rate);
+            }
+        }
         if status.is_success() {
             backoff.reset();
         }
@@ -284,7 +298,7 @@ impl Limiter {
 
     /// The rate learned for this origin (`rate_limit.adaptive`), once it has throttled.
     pub(crate) fn adaptive_rate(&self) -> Option<f64> {
-        self.adaptive.as_ref()?.rate()
+        self.adaptive.get()?.rate()
     }
 
     /// Whether a server-requested pause holds this origin now.

@@ -189,6 +189,22 @@ impl Recent {
             .unwrap_or(u64::MAX)
     }
 
+    /// Answers other than 429 a second, over the part of the window that saw answers (a client
+    /// that started 200 ms ago and got 20 of them gets them at 100 a second, not 20): what the
+    /// origin admits, when it throttles the rest.
+    pub(crate) fn admitted_rate(&self, now: Instant) -> f64 {
+        let tick = self.tick(now);
+        let inside = self.slots.iter().filter(|s| {
+            s.tick.saturating_add(SLOTS) > tick && s.tick <= tick && s.counts.answers > 0
+        });
+        let (admitted, oldest) = inside.fold((0u64, tick), |(n, oldest), s| {
+            let admitted = s.counts.answers.saturating_sub(s.counts.throttled);
+            (n + u64::from(admitted), oldest.min(s.tick))
+        });
+        let slots = (tick - oldest + 1) as f64;
+        admitted as f64 / (slots * WINDOW.as_secs_f64() / SLOTS as f64)
+    }
+
     /// Counts one answer at `now` and returns the window's counts, this answer included.
     pub(crate) fn record(&mut self, now: Instant, throttled: bool) -> Counts {
         let tick = self.tick(now);

@@ -244,6 +244,16 @@ pub(crate) fn adaptive_cut(origin: &Arc<str>, rate: f64) {
     metrics::gauge!(metric::RATE_LIMIT_ADAPTIVE, "server.address" => origin.clone()).set(rate);
 }
 
+/// 429s that say nothing formed a pattern: `origin` is paced at a learned rate from now on.
+pub(crate) fn adaptive_engaged(origin: &Arc<str>, rate: f64) {
+    tracing::info!(
+        origin = %origin,
+        rate,
+        "429s without a wait form a pattern: calls are paced at a learned rate from now on"
+    );
+    metrics::gauge!(metric::RATE_LIMIT_ADAPTIVE, "server.address" => origin.clone()).set(rate);
+}
+
 /// A call waits for a rate limit (`cause`: `quota`, `adaptive` or `pause`).
 pub(crate) fn rate_limit_wait(origin: &Arc<str>, cause: &'static str, wait: Duration) {
     tracing::debug!(origin = %origin, cause, wait_ms = millis(wait), "waiting for rate limit");
