@@ -36,6 +36,9 @@ const BURST_SECONDS: f64 = 0.1;
 /// Width of a measurement bucket, and the weight of the newest one.
 const MEASURE_EVERY: f64 = 0.5;
 const SMOOTH: f64 = 0.8;
+/// Pacing engaged by a pattern of 429s ends after this long without one: one bad afternoon
+/// must not pace an origin's bursts for the life of the process.
+const RELEASE_AFTER: Duration = Duration::from_secs(30);
 
 /// A slot taken from the bucket, given back when dropped unless kept.
 #[must_use]
@@ -82,6 +85,11 @@ struct State {
     /// When the rate was last cut (see the module doc).
     last_cut: Option<Instant>,
     measured: Measured,
+    /// Engaged by a pattern rather than by `rate_limit.adaptive`: released after
+    /// [`RELEASE_AFTER`] without a throttle, and asleep (deaf to throttles, pacing nothing)
+    /// until the next pattern wakes it.
+    from_pattern: bool,
+    asleep: bool,
 }
 
 #[derive(Debug)]
@@ -149,6 +157,8 @@ impl Adaptive {
                 last_throttle: now,
                 last_cut: None,
                 measured: Measured::new(now),
+                from_pattern: false,
+                asleep: false,
             }),
         }
     }
@@ -157,9 +167,28 @@ impl Adaptive {
     /// admitted `rate` calls a second: paced from now on, starting at 0.7× that rate.
     pub(crate) fn engaged(now: Instant, rate: f64) -> Adaptive {
         let adaptive = Adaptive::new(now);
-        adaptive.lock().measured.rate = Some(rate);
-        adaptive.observe(now, now, true);
+        adaptive.lock().from_pattern = true;
+        adaptive.wake(now, rate);
         adaptive
+    }
+
+    /// Whether pacing engaged by a pattern has been released (see [`RELEASE_AFTER`]).
+    pub(crate) fn is_asleep(&self) -> bool {
+        self.lock().asleep
+    }
+
+    /// A new pattern while the origin admitted `rate` calls a second: paced again, from 0.7×
+    /// that rate.
+    pub(crate) fn wake(&self, now: Instant, rate: f64) {
+        {
+            let mut state = self.lock();
+            state.asleep = false;
+            state.bucket = None;
+            state.last_cut = None;
+            state.measured = Measured::new(now);
+            state.measured.rate = Some(rate);
+        }
+        self.observe(now, now, true);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -187,6 +216,17 @@ impl Adaptive {
     pub(crate) fn observe(&self, sent: Instant, now: Instant, throttled: bool) -> Option<f64> {
         let mut state = self.lock();
         state.measured.record(now);
+        if state.asleep {
+            return None;
+        }
+        if state.from_pattern
+            && !throttled
+            && now.saturating_duration_since(state.last_throttle) >= RELEASE_AFTER
+        {
+            state.asleep = true;
+            state.bucket = None;
+            return None;
+        }
         let measured = state.measured.rate(now);
         let cut = throttled && state.last_cut.is_none_or(|cut| sent >= cut);
         let rate = if cut {
@@ -370,6 +410,36 @@ mod tests {
         drop(slot);
         a.take(now).expect("given back").keep();
         assert!(a.take(now).is_err(), "kept");
+    }
+
+    #[test]
+    fn pacing_engaged_by_a_pattern_is_released_after_a_quiet_spell_and_woken_by_the_next() {
+        let start = Instant::now();
+        let a = Adaptive::engaged(start, 100.0);
+        assert!(a.rate().is_some_and(|r| (r - 70.0).abs() < 1.0));
+        steady(&a, start, 1, 29_000, 50);
+        assert!(a.rate().is_some(), "still paced before the release");
+        steady(&a, start, 31_000, 1000, 50);
+        assert!(a.is_asleep());
+        assert_eq!(a.rate(), None, "released: a burst is not paced");
+        assert!(a.take(at(start, 32_001)).is_ok());
+        // Asleep, a lone bare 429 changes nothing; the next pattern wakes it.
+        assert_eq!(a.observe(at(start, 32_100), at(start, 32_100), true), None);
+        assert_eq!(a.rate(), None);
+        a.wake(at(start, 33_000), 40.0);
+        assert!(a.rate().is_some_and(|r| (r - 28.0).abs() < 1.0));
+    }
+
+    #[test]
+    fn configured_pacing_is_never_released() {
+        let start = Instant::now();
+        let a = Adaptive::new(start);
+        steady(&a, start, 0, 1000, 100);
+        a.observe(at(start, 1000), at(start, 1000), true)
+            .expect("cut");
+        steady(&a, start, 1001, 60_000, 10);
+        assert!(!a.is_asleep());
+        assert!(a.rate().is_some());
     }
 
     #[test]

@@ -252,10 +252,20 @@ impl Limiter {
         // pacing, the calls that waited out the pause would all go at once when it ends and
         // meet the same 429s. So the origin is paced at a learned rate from then on, starting
         // from the rate it admitted calls at (isolated 429s never form the pattern).
-        if says_nothing && counts.is_pattern() && self.adaptive.get().is_none() {
+        // It is released after a quiet spell (see `adaptive`), and woken by the next pattern.
+        if says_nothing && counts.is_pattern() {
             let rate = recent.admitted_rate(now);
-            if self.adaptive.set(Adaptive::engaged(now, rate)).is_ok() {
-                telemetry::adaptive_engaged(&self.origin, rate);
+            match self.adaptive.get() {
+                None => {
+                    if self.adaptive.set(Adaptive::engaged(now, rate)).is_ok() {
+                        telemetry::adaptive_engaged(&self.origin, rate);
+                    }
+                }
+                Some(adaptive) if adaptive.is_asleep() => {
+                    adaptive.wake(now, rate);
+                    telemetry::adaptive_engaged(&self.origin, rate);
+                }
+                Some(_) => {}
             }
         }
         if status.is_success() {
