@@ -139,7 +139,7 @@ fn origins(
     #[cfg(feature = "fleet")] fleet: Option<Arc<crate::fleet::Fleet>>,
 ) -> PerOrigin<Origin> {
     let budget_percent = s.retry.budget_percent;
-    let adaptive = s.rate_limit.as_ref().is_some_and(|l| l.adaptive);
+    let adaptive = s.rate_limit.as_ref().and_then(|l| l.adaptive);
     let max_in_flight = s.concurrency.as_ref().map(|c| c.max_in_flight);
     #[cfg(feature = "fleet")]
     let (quota, link) = fleet_quota(s, quota, fleet);

@@ -54,14 +54,18 @@ async fn offer(client: &Client, rate: f64, run: Duration) {
     }
 }
 
+/// One attempt per call, a 500 ms deadline; `adaptive` set to `true`, or left unset.
 fn client(server: &TestServer, adaptive: bool) -> Client {
-    client_for(server)
+    let builder = client_for(server)
         .max_attempts(1)
         .total_timeout(Duration::from_millis(500))
-        .circuit_breaker_enabled(false)
-        .adaptive_rate_limit(adaptive)
-        .build()
-        .expect("client")
+        .circuit_breaker_enabled(false);
+    let builder = if adaptive {
+        builder.adaptive_rate_limit(true)
+    } else {
+        builder
+    };
+    builder.build().expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,6 +103,36 @@ async fn a_pattern_of_bare_429s_engages_pacing_without_the_setting() {
     assert!(throttled < 0.25, "{no} of {} throttled", ok + no);
     let rate = client.health().origins[0].adaptive_rate;
     assert!(rate.is_some_and(|r| r < 200.0), "{rate:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adaptive_false_turns_even_the_patterns_pacing_off() {
+    let (server, _counts) = hidden_quota(50.0).await;
+    let client = client_for(&server)
+        .max_attempts(1)
+        .total_timeout(Duration::from_millis(500))
+        .circuit_breaker_enabled(false)
+        .adaptive_rate_limit(false)
+        .build()
+        .expect("client");
+    offer(&client, 200.0, Duration::from_secs(1)).await;
+    assert_eq!(client.health().origins[0].adaptive_rate, None);
+}
+
+#[tokio::test]
+async fn one_calls_retries_meeting_a_lock_do_not_engage_pacing() {
+    // Three bare 429s in a row are a pattern, but nothing was admitted: a lock on one object
+    // (or an origin refusing everything), which the pause answers; pacing at a rate of zero
+    // would starve every other call.
+    let server = TestServer::always(Reply::status(429)).await;
+    let client = client_for(&server)
+        .initial_backoff(Duration::from_millis(1))
+        .build()
+        .expect("client");
+    let answer = client.get("/locked").send().await.expect("an answer");
+    assert_eq!(answer.status(), 429);
+    assert_eq!(server.hits(), 3);
+    assert_eq!(client.health().origins[0].adaptive_rate, None);
 }
 
 #[tokio::test]

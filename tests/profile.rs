@@ -243,8 +243,8 @@ fn range_rules_name_the_key() {
         ),
         (
             "rate_limit",
-            "adaptive = false",
-            "rate_limit: sets neither requests_per_second nor adaptive = true",
+            "",
+            "rate_limit: sets neither requests_per_second nor adaptive",
         ),
         ("rate_limit", "adaptive = 'yes'", "rate_limit.adaptive"),
         (

@@ -90,6 +90,34 @@ async fn a_retried_call_has_one_span_with_the_otel_fields_and_retry_events() {
 }
 
 #[tokio::test]
+async fn a_cancelled_call_still_says_which_call_it_was() {
+    let (capture, _guard) = Capture::start_json();
+    let server = TestServer::always(Reply::Stall).await;
+    let client = fast(&server).build().expect("client");
+    let call = client.get("/v1/slow").send();
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), call)
+            .await
+            .is_err(),
+        "the caller gave up"
+    );
+    let lines = capture.json_lines();
+    let closed: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "close")
+        .collect();
+    assert_eq!(closed.len(), 1);
+    let span = &closed[0]["span"];
+    assert_eq!(span["error.type"], "cancelled");
+    assert!(
+        span["url.full"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/v1/slow")),
+        "{span}"
+    );
+}
+
+#[tokio::test]
 async fn a_refused_retry_says_why() {
     let (capture, _guard) = Capture::start_json();
     let server = TestServer::always(Reply::status(503)).await;

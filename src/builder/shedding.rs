@@ -72,12 +72,12 @@ impl ClientBuilder {
     /// `Retry-After` or quota headers), on top of any fixed [`rate_limit`](Self::rate_limit):
     /// nothing is paced until the origin throttles; then calls are paced at 0.7× the rate that
     /// was being sent, climbing back along a cubic curve (the AWS SDKs' adaptive mode). Profile
-    /// key: `rate_limit.adaptive`. Default: off.
+    /// key: `rate_limit.adaptive`. Default: unset, which paces the same way once such 429s form a
+    /// pattern (at least half of the last second's answers, some admitted); `false` never paces.
     ///
     /// Every such 429 counts as a sign of the quota, so leave this off for an API that answers
-    /// 429 for other reasons (lock contention) without a `Retry-After`. Off, the same pacing
-    /// still engages for an origin whose bare 429s form a pattern (at least half the answers of
-    /// the last second).
+    /// 429 for other reasons (lock contention) without a `Retry-After`: `false` turns even the
+    /// pattern's pacing off.
     ///
     /// ```
     /// let client = outbound::Client::builder()
@@ -91,10 +91,7 @@ impl ClientBuilder {
             .settings
             .rate_limit
             .get_or_insert_with(RateLimit::default);
-        limit.adaptive = on;
-        if !on && limit.requests_per_second.is_none() {
-            self.settings.rate_limit = None;
-        }
+        limit.adaptive = Some(on);
         self
     }
 

@@ -140,9 +140,9 @@ pub(crate) struct RateLimit {
     /// Defaults to one second's worth of requests (at least 1).
     pub(crate) burst: Option<u32>,
     /// Learn the origin's quota from throttling answers that say nothing (see
-    /// `ratelimit::adaptive`).
+    /// `ratelimit::adaptive`). Unset: only once they form a pattern; `false`: never.
     #[serde(default)]
-    pub(crate) adaptive: bool,
+    pub(crate) adaptive: Option<bool>,
 }
 
 /// `[profile.concurrency]`: at most `max_in_flight` calls to one origin at a time.

@@ -351,11 +351,10 @@ fn rate_limit(profile: &str, limit: &RateLimit) -> Result<Option<Quota>, ConfigE
                     .into(),
             );
         }
-        if !limit.adaptive {
+        if limit.adaptive.is_none() {
             return err(
                 "rate_limit",
-                "sets neither requests_per_second nor adaptive = true (or remove [rate_limit])"
-                    .into(),
+                "sets neither requests_per_second nor adaptive (or remove [rate_limit])".into(),
             );
         }
         return Ok(None);

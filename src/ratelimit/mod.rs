@@ -55,6 +55,8 @@ pub(crate) struct Limiter {
     /// Set at build with `rate_limit.adaptive`, or engaged by a pattern of 429s that say
     /// nothing (see [`Limiter::observe`]).
     adaptive: std::sync::OnceLock<Adaptive>,
+    /// `rate_limit.adaptive` unset: a pattern of bare 429s engages the adaptive pacing.
+    auto_adaptive: bool,
     blocked_until: Mutex<Option<Instant>>,
     /// Recent answers, to tell a pattern of 429s from isolated ones, and the client's own
     /// backoff for 429s that say nothing.
@@ -91,6 +93,7 @@ impl Limiter {
             origin: origin.into(),
             quota: quota.map(governor::RateLimiter::direct),
             adaptive: std::sync::OnceLock::new(),
+            auto_adaptive: true,
             blocked_until: Mutex::new(None),
             recent: Mutex::new((Recent::new(Instant::now()), HeaderlessBackoff::new())),
             #[cfg(feature = "fleet")]
@@ -98,11 +101,13 @@ impl Limiter {
         }
     }
 
-    /// `rate_limit.adaptive`: also paces at a rate learned from throttling answers.
-    pub(crate) fn adaptive(self, on: bool) -> Limiter {
-        if on {
+    /// `rate_limit.adaptive`: `true` paces at a rate learned from throttling answers from the
+    /// first; unset, only once they form a pattern; `false`, never.
+    pub(crate) fn adaptive(mut self, setting: Option<bool>) -> Limiter {
+        if setting == Some(true) {
             let _ = self.adaptive.set(Adaptive::new(Instant::now()));
         }
+        self.auto_adaptive = setting.is_none();
         self
     }
 
@@ -253,8 +258,14 @@ impl Limiter {
         // meet the same 429s. So the origin is paced at a learned rate from then on, starting
         // from the rate it admitted calls at (isolated 429s never form the pattern).
         // It is released after a quiet spell (see `adaptive`), and woken by the next pattern.
-        if says_nothing && counts.is_pattern() {
-            let rate = recent.admitted_rate(now);
+        // Only where some calls were admitted: 429s to every call are an origin refusing
+        // altogether, or one call's retries meeting a lock, which the pause alone answers.
+        let rate = if self.auto_adaptive && says_nothing && counts.is_pattern() {
+            recent.admitted_rate(now)
+        } else {
+            0.0
+        };
+        if rate > 0.0 {
             match self.adaptive.get() {
                 None => {
                     if self.adaptive.set(Adaptive::engaged(now, rate)).is_ok() {

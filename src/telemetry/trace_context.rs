@@ -11,14 +11,8 @@ static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The HTTP client attributes only an OpenTelemetry exporter uses, set on the call's
 /// OpenTelemetry span directly so that no formatting layer pays for them (see
-/// `telemetry::span`), and `url.full` early, so that a sampler sees it when the span starts.
-/// Without an OpenTelemetry layer this does nothing.
-pub(crate) fn http_attributes(
-    span: &tracing::Span,
-    method: &http::Method,
-    url: &url::Url,
-    full: &str,
-) {
+/// `telemetry::span`). Without an OpenTelemetry layer this does nothing.
+pub(crate) fn http_attributes(span: &tracing::Span, method: &http::Method, url: &url::Url) {
     span.set_attribute("http.request.method", method.as_str().to_owned());
     if let Some(host) = url.host_str() {
         span.set_attribute("server.address", host.to_owned());
@@ -26,7 +20,6 @@ pub(crate) fn http_attributes(
     if let Some(port) = url.port_or_known_default() {
         span.set_attribute("server.port", i64::from(port));
     }
-    span.set_attribute("url.full", full.to_owned());
 }
 
 /// Sets `traceparent` from the current span (the call's), if it has a valid OpenTelemetry
