@@ -8,6 +8,7 @@
 //! old transport in use and warn once per change of contents, naming the key and the path, never
 //! their contents.
 
+use std::borrow::Cow;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -18,12 +19,17 @@ use crate::profile::Settings;
 use crate::transport;
 
 /// The `reqwest` client of a profile, and how to rebuild it.
-pub(crate) struct Transport {
-    current: RwLock<reqwest::Client>,
-    files: Option<Box<Files>>,
+pub(crate) enum Transport {
+    /// No TLS files: nothing to watch, and a request borrows the client (no lock, no reference
+    /// count touched by every call on every core).
+    Fixed(reqwest::Client),
+    Watched {
+        current: RwLock<reqwest::Client>,
+        files: Box<Files>,
+    },
 }
 
-struct Files {
+pub(crate) struct Files {
     profile: String,
     settings: Settings,
     due: Due,
@@ -34,7 +40,7 @@ struct Files {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("watches_tls_files", &self.files.is_some())
+            .field("watches_tls_files", &matches!(self, Transport::Watched { .. }))
             .finish_non_exhaustive()
     }
 }
@@ -44,43 +50,39 @@ impl Transport {
     pub(crate) fn build(profile: &str, settings: &Settings) -> Result<Arc<Transport>> {
         let client = transport::build(profile, settings)?;
         let tls = &settings.tls;
-        let watched = tls.ca_file.is_some() || tls.client_cert_file.is_some();
-        let files = watched.then(|| {
-            Box::new(Files {
+        if tls.ca_file.is_none() && tls.client_cert_file.is_none() {
+            return Ok(Transport::fixed(client));
+        }
+        Ok(Arc::new(Transport::Watched {
+            current: RwLock::new(client),
+            files: Box::new(Files {
                 profile: profile.to_owned(),
                 settings: settings.clone(),
                 due: Due::new(),
                 last: Mutex::new((digest(settings).unwrap_or_default(), false)),
-            })
-        });
-        Ok(Arc::new(Transport {
-            current: RwLock::new(client),
-            files,
+            }),
         }))
     }
 
     /// A transport that never changes.
     pub(crate) fn fixed(client: reqwest::Client) -> Arc<Transport> {
-        Arc::new(Transport {
-            current: RwLock::new(client),
-            files: None,
-        })
+        Arc::new(Transport::Fixed(client))
     }
 
     /// The client for the next request, after a check of the TLS files if one is due.
-    pub(crate) fn client(&self) -> reqwest::Client {
-        if let Some(files) = &self.files
-            && files.due.take()
-        {
-            self.check(files);
+    pub(crate) fn client(&self) -> Cow<'_, reqwest::Client> {
+        match self {
+            Transport::Fixed(client) => Cow::Borrowed(client),
+            Transport::Watched { current, files } => {
+                if files.due.take() {
+                    Self::check(current, files);
+                }
+                Cow::Owned(current.read().unwrap_or_else(PoisonError::into_inner).clone())
+            }
         }
-        self.current
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
     }
 
-    fn check(&self, files: &Files) {
+    fn check(current: &RwLock<reqwest::Client>, files: &Files) {
         let mut last = files.last.lock().unwrap_or_else(PoisonError::into_inner);
         let now = match digest(&files.settings) {
             Ok(now) => now,
@@ -107,7 +109,7 @@ impl Transport {
         }
         match transport::build(&files.profile, &files.settings) {
             Ok(client) => {
-                *self.current.write().unwrap_or_else(PoisonError::into_inner) = client;
+                *current.write().unwrap_or_else(PoisonError::into_inner) = client;
                 tracing::info!(
                     outbound.profile = %files.profile,
                     "TLS files changed: new connections use them"
