@@ -40,7 +40,10 @@ pub(crate) struct Files {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
-            .field("watches_tls_files", &matches!(self, Transport::Watched { .. }))
+            .field(
+                "watches_tls_files",
+                &matches!(self, Transport::Watched { .. }),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -77,7 +80,12 @@ impl Transport {
                 if files.due.take() {
                     Self::check(current, files);
                 }
-                Cow::Owned(current.read().unwrap_or_else(PoisonError::into_inner).clone())
+                Cow::Owned(
+                    current
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                )
             }
         }
     }
