@@ -189,14 +189,19 @@ impl Recent {
             .unwrap_or(u64::MAX)
     }
 
+    /// The slots of the window that ends at `tick`.
+    fn inside(&self, tick: u64) -> impl Iterator<Item = &Slot> {
+        self.slots
+            .iter()
+            .filter(move |s| s.tick.saturating_add(SLOTS) > tick && s.tick <= tick)
+    }
+
     /// Answers other than 429 a second, over the part of the window that saw answers (a client
     /// that started 200 ms ago and got 20 of them gets them at 100 a second, not 20): what the
     /// origin admits, when it throttles the rest.
     pub(crate) fn admitted_rate(&self, now: Instant) -> f64 {
         let tick = self.tick(now);
-        let inside = self.slots.iter().filter(|s| {
-            s.tick.saturating_add(SLOTS) > tick && s.tick <= tick && s.counts.answers > 0
-        });
+        let inside = self.inside(tick).filter(|s| s.counts.answers > 0);
         let (admitted, oldest) = inside.fold((0u64, tick), |(n, oldest), s| {
             let admitted = s.counts.answers.saturating_sub(s.counts.throttled);
             (n + u64::from(admitted), oldest.min(s.tick))
@@ -217,9 +222,7 @@ impl Recent {
         }
         slot.counts.answers = slot.counts.answers.saturating_add(1);
         slot.counts.throttled = slot.counts.throttled.saturating_add(u32::from(throttled));
-        self.slots
-            .iter()
-            .filter(|s| s.tick.saturating_add(SLOTS) > tick && s.tick <= tick)
+        self.inside(tick)
             .fold(Counts::default(), |total, s| Counts {
                 answers: total.answers.saturating_add(s.counts.answers),
                 throttled: total.throttled.saturating_add(s.counts.throttled),
