@@ -140,13 +140,9 @@ impl Transport {
 /// path and error of the first one that cannot be read.
 fn digest(s: &Settings) -> std::result::Result<u64, (&'static str, &Path, std::io::ErrorKind)> {
     let mut h = DefaultHasher::new();
-    for (key, path) in [
-        ("tls.ca_file", &s.tls.ca_file),
-        ("tls.client_cert_file", &s.tls.client_cert_file),
-        ("tls.client_key_file", &s.tls.client_key_file),
-    ] {
+    for (key, path) in s.tls.files() {
         if let Some(path) = path {
-            let bytes = std::fs::read(path).map_err(|e| (key, path.as_path(), e.kind()))?;
+            let bytes = std::fs::read(path).map_err(|e| (key, path, e.kind()))?;
             bytes.hash(&mut h);
         }
     }

@@ -45,12 +45,8 @@ impl Profile {
                 Some(ConfigError::new(&self.name, key, problem))
             })
             .collect();
-        for (key, path) in [
-            ("tls.ca_file", &s.tls.ca_file),
-            ("tls.client_cert_file", &s.tls.client_cert_file),
-            ("tls.client_key_file", &s.tls.client_key_file),
-        ] {
-            if let Some(problem) = path.as_deref().and_then(unreadable) {
+        for (key, path) in s.tls.files() {
+            if let Some(problem) = path.and_then(unreadable) {
                 problems.push(ConfigError::new(&self.name, key, problem));
             }
         }

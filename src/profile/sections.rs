@@ -282,6 +282,17 @@ pub(crate) struct Tls {
     pub(crate) client_key_file: Option<PathBuf>,
 }
 
+impl Tls {
+    /// The files the section names, each with its key.
+    pub(crate) fn files(&self) -> [(&'static str, Option<&std::path::Path>); 3] {
+        [
+            ("tls.ca_file", self.ca_file.as_deref()),
+            ("tls.client_cert_file", self.client_cert_file.as_deref()),
+            ("tls.client_key_file", self.client_key_file.as_deref()),
+        ]
+    }
+}
+
 /// `[profile.redact]`: added to the built-in lists.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
