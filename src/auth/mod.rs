@@ -15,8 +15,8 @@ use url::Url;
 
 use crate::error::Error;
 use crate::gate;
-use crate::profile::ConfigError;
 use crate::profile::sections::{Auth, Timeouts};
+use crate::profile::{ConfigError, SecretSource};
 
 pub(crate) use cache::{Token, TokenCache};
 pub(crate) use rotating::RotatingSecret;
@@ -58,6 +58,25 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The secret `[auth]` names, its key, and what a usable value of it looks like: one answer for
+/// building the credentials and for `outbound check --secrets`.
+pub(crate) fn secret_of(auth: &Auth) -> (&'static str, &SecretSource, rotating::Accept) {
+    match auth {
+        Auth::Oauth2ClientCredentials { client_secret, .. } => {
+            ("auth.client_secret", client_secret, rotating::any)
+        }
+        // A key in a query parameter is percent-encoded; one in a header must be one a header
+        // can carry.
+        Auth::ApiKey {
+            key,
+            query_param: Some(_),
+            ..
+        } => ("auth.key", key, rotating::any),
+        Auth::ApiKey { key, .. } => ("auth.key", key, header_safe),
+        Auth::Bearer { token, .. } => ("auth.token", token, header_safe),
+    }
+}
+
 /// A value a header can carry (checked for every rotated value too, so a bad one is never used).
 pub(crate) fn header_safe(value: &str) -> Result<(), &'static str> {
     HeaderValue::try_from(value)
@@ -78,14 +97,17 @@ impl Credentials {
         timeouts: &Timeouts,
         #[cfg(feature = "fleet")] fleet: Option<&Arc<crate::fleet::Fleet>>,
     ) -> Result<Credentials, Error> {
-        let config =
-            |key: &str, problem: String| Error::config(ConfigError::new(profile, key, problem));
+        let Some(auth) = auth else {
+            return Ok(Credentials::None);
+        };
+        let (key, source, accept) = secret_of(auth);
+        let secret = RotatingSecret::resolve(profile, key, source, accept)
+            .map_err(|problem| Error::config(ConfigError::new(profile, key, problem)))?;
         let credentials = match auth {
-            None => Credentials::None,
-            Some(Auth::Oauth2ClientCredentials {
+            Auth::Oauth2ClientCredentials {
                 token_url,
                 client_id,
-                client_secret,
+                client_secret: _,
                 scopes,
                 auth_method,
                 audience,
@@ -93,18 +115,12 @@ impl Credentials {
                 refresh_before_expiry,
                 default_token_lifetime,
                 hosts: _,
-            }) => {
+            } => {
                 let endpoint = TokenEndpoint {
                     http: http.clone(),
                     url: token_url.clone(),
                     client_id: client_id.clone(),
-                    client_secret: RotatingSecret::resolve(
-                        profile,
-                        "auth.client_secret",
-                        client_secret,
-                        rotating::any,
-                    )
-                    .map_err(|p| config("auth.client_secret", p))?,
+                    client_secret: secret,
                     method: *auth_method,
                     scopes: scopes.clone(),
                     audience: audience.clone(),
@@ -119,28 +135,24 @@ impl Credentials {
                     fleet,
                 )))
             }
-            Some(Auth::ApiKey {
-                key,
+            Auth::ApiKey {
                 header,
                 query_param,
-                hosts: _,
-            }) => match query_param {
+                ..
+            } => match query_param {
                 Some(param) => Credentials::Query {
                     param: param.clone(),
-                    secret: RotatingSecret::resolve(profile, "auth.key", key, rotating::any)
-                        .map_err(|p| config("auth.key", p))?,
+                    secret,
                 },
                 None => Credentials::Header {
                     name: header.clone().unwrap_or(DEFAULT_API_KEY_HEADER),
-                    secret: RotatingSecret::resolve(profile, "auth.key", key, header_safe)
-                        .map_err(|p| config("auth.key", p))?,
+                    secret,
                     bearer: false,
                 },
             },
-            Some(Auth::Bearer { token, .. }) => Credentials::Header {
+            Auth::Bearer { .. } => Credentials::Header {
                 name: http::header::AUTHORIZATION,
-                secret: RotatingSecret::resolve(profile, "auth.token", token, header_safe)
-                    .map_err(|p| config("auth.token", p))?,
+                secret,
                 bearer: true,
             },
         };

@@ -26,7 +26,7 @@ pub(crate) struct RotatingSecret {
     key: &'static str,
     source: SecretSource,
     /// What a usable value looks like (e.g. one a header can carry); `Err` says why not.
-    accept: fn(&str) -> Result<(), &'static str>,
+    accept: Accept,
     current: RwLock<SecretString>,
     /// Bumped on every rotation, so that what was derived from the old value (a cached token,
     /// a sealing key) is dropped.
@@ -45,6 +45,9 @@ impl fmt::Debug for RotatingSecret {
     }
 }
 
+/// What a usable value looks like; `Err` says why a value is not.
+pub(crate) type Accept = fn(&str) -> Result<(), &'static str>;
+
 /// Any non-empty value.
 pub(crate) fn any(_: &str) -> Result<(), &'static str> {
     Ok(())
@@ -56,7 +59,7 @@ impl RotatingSecret {
         profile: &str,
         key: &'static str,
         source: &SecretSource,
-        accept: fn(&str) -> Result<(), &'static str>,
+        accept: Accept,
     ) -> Result<RotatingSecret, String> {
         let value = source.resolve()?;
         accept(value.expose_secret()).map_err(str::to_owned)?;

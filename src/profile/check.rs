@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use super::sections::Auth;
 use super::{ConfigError, Profile};
 
 impl Profile {
@@ -13,24 +12,13 @@ impl Profile {
     pub(crate) fn secret_problems(&self) -> Vec<ConfigError> {
         let s = &self.settings;
         // Each source with the check building a client applies to its value.
-        let any = crate::auth::rotating::any;
-        let header = crate::auth::header_safe;
-        let mut sources = Vec::new();
-        match &s.auth {
-            Some(Auth::Oauth2ClientCredentials { client_secret, .. }) => {
-                sources.push(("auth.client_secret", client_secret, any as fn(&str) -> _));
-            }
-            Some(Auth::ApiKey {
-                key, query_param, ..
-            }) => {
-                let accept = if query_param.is_some() { any } else { header };
-                sources.push(("auth.key", key, accept));
-            }
-            Some(Auth::Bearer { token, .. }) => sources.push(("auth.token", token, header)),
-            None => {}
-        }
+        let mut sources: Vec<_> = s.auth.iter().map(crate::auth::secret_of).collect();
         if let Some(fleet) = &s.fleet {
-            sources.push(("fleet.redis_url", &fleet.redis_url, any));
+            sources.push((
+                "fleet.redis_url",
+                &fleet.redis_url,
+                crate::auth::rotating::any,
+            ));
         }
         let mut problems: Vec<ConfigError> = sources
             .into_iter()
