@@ -55,6 +55,28 @@ fn client(server: &TestServer, auth: &str) -> Client {
     Client::from_profile(profiles.get("p").expect("p")).expect("client")
 }
 
+/// An API key from the file `key`.
+fn key_client(server: &TestServer, key: &Path) -> Client {
+    client(
+        server,
+        &format!("type = 'api_key'\nkey = {{ file = '{}' }}", key.display()),
+    )
+}
+
+/// OAuth client credentials from the server's `/oauth/token`, the secret from the file `secret`
+/// (sent in the form body, so the server can tell secrets apart).
+fn oauth_client(server: &TestServer, secret: &Path) -> Client {
+    client(
+        server,
+        &format!(
+            "type = 'oauth2_client_credentials'\ntoken_url = '{}'\nclient_id = 'orders'\n\
+             auth_method = 'client_secret_post'\nclient_secret = {{ file = '{}' }}",
+            server.url("/oauth/token"),
+            secret.display()
+        ),
+    )
+}
+
 async fn key_sent(client: &Client, server: &TestServer) -> String {
     client.get("/a").send().await.expect("call");
     let last = server.requests().pop().expect("a request");
@@ -68,10 +90,7 @@ async fn a_rotated_api_key_file_is_used_from_the_next_request_without_a_restart(
     let key = dir.path("key");
     std::fs::write(&key, "key-one\n").expect("write");
     let server = TestServer::always(Reply::ok("")).await;
-    let client = client(
-        &server,
-        &format!("type = 'api_key'\nkey = {{ file = '{}' }}", key.display()),
-    );
+    let client = key_client(&server, &key);
     assert_eq!(key_sent(&client, &server).await, "key-one");
 
     // The same length, as a rotated key usually has.
@@ -94,10 +113,7 @@ async fn a_secret_file_gone_bad_keeps_the_last_good_value_and_warns_once_per_cha
     let key = dir.path("key");
     std::fs::write(&key, "good-key").expect("write");
     let server = TestServer::always(Reply::ok("")).await;
-    let client = client(
-        &server,
-        &format!("type = 'api_key'\nkey = {{ file = '{}' }}", key.display()),
-    );
+    let client = key_client(&server, &key);
     assert_eq!(key_sent(&client, &server).await, "good-key");
 
     for (bad, why) in [
@@ -163,15 +179,7 @@ async fn a_rotated_client_secret_replaces_the_cached_token_without_failing_a_cal
         Reply::ok("")
     })
     .await;
-    let client = client(
-        &server,
-        &format!(
-            "type = 'oauth2_client_credentials'\ntoken_url = '{}'\nclient_id = 'orders'\n\
-             auth_method = 'client_secret_post'\nclient_secret = {{ file = '{}' }}",
-            server.url("/oauth/token"),
-            secret.display()
-        ),
-    );
+    let client = oauth_client(&server, &secret);
     let bearer = |server: &TestServer| {
         let calls = server.requests();
         let last = calls
@@ -235,15 +243,7 @@ async fn a_client_secret_the_provider_does_not_accept_yet_fails_no_call() {
         Reply::ok("")
     })
     .await;
-    let client = client(
-        &server,
-        &format!(
-            "type = 'oauth2_client_credentials'\ntoken_url = '{}'\nclient_id = 'orders'\n\
-             auth_method = 'client_secret_post'\nclient_secret = {{ file = '{}' }}",
-            server.url("/oauth/token"),
-            secret.display()
-        ),
-    );
+    let client = oauth_client(&server, &secret);
     client.get("/a").send().await.expect("call");
     // Written to the mount before the provider has it.
     rotate(&secret, "secret-2");
@@ -270,10 +270,7 @@ async fn a_call_in_flight_during_a_rotation_is_not_failed() {
     let key = dir.path("key");
     std::fs::write(&key, "key-one").expect("write");
     let server = TestServer::always(Reply::ok("slow").delay(Duration::from_millis(1500))).await;
-    let client = client(
-        &server,
-        &format!("type = 'api_key'\nkey = {{ file = '{}' }}", key.display()),
-    );
+    let client = key_client(&server, &key);
     let slow = tokio::spawn({
         let client = client.clone();
         async move { client.get("/a").send().await?.text().await }
