@@ -56,7 +56,7 @@ pub(crate) fn record(
     attempted: &Attempted,
     (outcome, paid): (Outcome, bool),
     max_retry_after: Duration,
-    sent: Instant,
+    (sent, answered): (Instant, Instant),
 ) {
     let verdict = Verdict::of(&outcome);
     origin
@@ -88,7 +88,7 @@ pub(crate) fn record(
         answered_by.limiter.observe(
             response.status(),
             response.headers(),
-            (retry_after, sent),
+            (retry_after, sent, answered),
             max_retry_after,
         );
     }

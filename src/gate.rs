@@ -71,9 +71,12 @@ pub(crate) fn host_of(url: &Url) -> &str {
 /// Two URLs of one origin: scheme, host (as [`host_of`] compares it) and port. The one rule
 /// behind per-origin state, credential scope and the confinement of relative paths.
 pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && host_of(a) == host_of(b)
-        && a.port_or_known_default() == b.port_or_known_default()
+    // The same text up to the path is the same scheme, host and port: the common case, asked
+    // several times per call, settled by one comparison.
+    a[..url::Position::BeforePath] == b[..url::Position::BeforePath]
+        || a.scheme() == b.scheme()
+            && host_of(a) == host_of(b)
+            && a.port_or_known_default() == b.port_or_known_default()
 }
 
 /// A host name as written in a profile (`allowed_hosts`, `auth.hosts`), as [`host_of`] gives it.

@@ -15,14 +15,16 @@ use crate::error::{Error, Result};
 use crate::origins::Origin;
 use crate::redirect::{self, Hop, Wire};
 use crate::request::PreparedRequest;
-use crate::response::Response;
+use crate::response::{Answered, Response};
 use crate::retry::{self, Attempt, Decision};
 use crate::telemetry;
 use crate::transport::{self, Deadline, Limit, Timer};
 
 impl Client {
-    /// One logical call: its span, then the pipeline.
-    pub(crate) async fn execute(&self, request: PreparedRequest) -> Result<Response> {
+    /// One logical call: its span, then the pipeline. The future `send` returns: it takes the
+    /// builder's outcome as it is, so that no wrapping future copies this one's state.
+    pub(crate) async fn execute(self, request: Result<PreparedRequest>) -> Result<Response> {
+        let request = request?;
         let s = &self.shared;
         let span = telemetry::CallSpan::new(
             &s.name,
@@ -34,17 +36,18 @@ impl Client {
         let method = request.method.clone();
         let started = Instant::now();
         let mut origin = None;
-        // Boxed: the pipeline's state is several KiB, and a boxed future is moved as a pointer
-        // instead of being copied into every future that awaits it.
-        let mut call = Box::pin(self.call(request, started, &mut origin, &span));
-        // The span is entered for each poll, as `Instrument` would, but borrowed: a clone
-        // would cost a subscriber a reference count and a close.
-        let result = std::future::poll_fn(|cx| {
-            let _entered = span.span().enter();
-            call.as_mut().poll(cx)
-        })
-        .await;
-        drop(call);
+        // `send` boxed the whole call: this future is pinned where it stays, and dropped
+        // (with its bulkhead slot) before the call's metrics.
+        let result = {
+            let mut call = std::pin::pin!(self.call(request, started, &mut origin, &span));
+            // The span is entered for each poll, as `Instrument` would, but borrowed: a clone
+            // would cost a subscriber a reference count and a close.
+            std::future::poll_fn(|cx| {
+                let _entered = span.span().enter();
+                call.as_mut().poll(cx)
+            })
+            .await
+        };
         let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
         // A call refused before it had an origin (isolation, the origin gate) is labelled with
         // the profile alone: the refused host is not a label, it could be anything.
@@ -77,8 +80,8 @@ impl Client {
             policy,
             ..
         } = request;
-        let span = tracing::Span::current();
-        let ids = crate::request_id::RequestIds::start(&s.settings.log, &mut headers, &span);
+        let span = call_span.span();
+        let ids = crate::request_id::RequestIds::start(&s.settings.log, &mut headers, span);
         let fail = |e: Error, sent: u32| {
             e.with_request(&method, s.redactor.url(&url).to_string())
                 .with_attempts(sent)
@@ -202,10 +205,11 @@ impl Client {
             sent += 1;
             let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
             let attempted = redirect::send(&wire, hop, &mut timer).await;
+            let finished = Instant::now();
 
             if let Ok(response) = &attempted.result {
                 last_status = Some(response.status());
-                ids.saw(response.headers(), &span);
+                ids.saw(response.headers(), span);
             }
 
             // 6. classify, 7. record (against the origin of the last hop)
@@ -218,7 +222,7 @@ impl Client {
                 &attempted,
                 (outcome, paid),
                 s.settings.retry.max_retry_after,
-                attempt_started,
+                (attempt_started, finished),
             );
 
             // A 401 to a cached token: the server refused before acting, so one resend with a
@@ -240,7 +244,6 @@ impl Client {
             }
 
             // 8. decide
-            let finished = Instant::now();
             let attempt = Attempt {
                 number,
                 method: &method,
@@ -286,19 +289,20 @@ impl Client {
                 Ok(response) => {
                     let response = Response::new(
                         response,
-                        method,
-                        attempted.url,
                         s.body.clone(),
                         timer,
-                        sent,
-                        stop.note(),
-                    )
-                    .with_max_bytes(policy.max_response_bytes)
-                    .with_request_id(ids.current().as_deref())
-                    .with_retry_after(match outcome {
-                        retry::Outcome::Response { retry_after, .. } => retry_after,
-                        retry::Outcome::Failed { .. } => None,
-                    });
+                        Answered {
+                            method,
+                            attempts: sent,
+                            note: stop.note(),
+                            max_bytes: policy.max_response_bytes,
+                            request_id: ids.current(),
+                            retry_after: match outcome {
+                                retry::Outcome::Response { retry_after, .. } => retry_after,
+                                retry::Outcome::Failed { .. } => None,
+                            },
+                        },
+                    );
                     // The caller is told what the server asked, saturated like every wait here:
                     // `u64::MAX` seconds must not hand the caller a `Duration` that panics when
                     // added to an `Instant`.

@@ -89,7 +89,12 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
             return end(Err(err), hop);
         }
         let mut request = reqwest::Request::new(hop.method.clone(), hop.url.clone());
-        *request.headers_mut() = hop.headers.clone();
+        // The hop's headers are needed again only to follow a redirect.
+        *request.headers_mut() = if wire.follow {
+            hop.headers.clone()
+        } else {
+            std::mem::take(&mut hop.headers)
+        };
         if let Some(body) = &hop.body {
             match body.for_attempt().await {
                 Ok(body) => *request.body_mut() = Some(body),

@@ -151,7 +151,9 @@ impl TokenCache {
                 return Ok(token);
             }
         }
-        self.fetch_or_wait(now).await
+        // Boxed: the fetch's state is a kilobyte that every call's future would otherwise
+        // carry, although only a call that finds no usable token awaits it.
+        Box::pin(self.fetch_or_wait(now)).await
     }
 
     /// The client secret changed: in fleet mode tokens are sealed under the new one (the

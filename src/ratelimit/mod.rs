@@ -238,13 +238,13 @@ impl Limiter {
         &self,
         status: StatusCode,
         headers: &HeaderMap,
-        (retry_after, sent): (Option<Duration>, Instant),
+        (retry_after, sent, now): (Option<Duration>, Instant, Instant),
         max_wait: Duration,
     ) {
-        let now = Instant::now();
+        let quota = headers::mentions_quota(headers);
         let says_nothing = status == StatusCode::TOO_MANY_REQUESTS
             && retry_after.is_none_or(|wait| wait.is_zero())
-            && !headers::mentions_quota(headers);
+            && !quota;
         if let Some(adaptive) = self.adaptive.get()
             && let Some(rate) = adaptive.observe(sent, now, says_nothing)
         {
@@ -282,7 +282,10 @@ impl Limiter {
         if status.is_success() {
             backoff.reset();
         }
-        let quota_wait = exhausted_for(headers, SystemTime::now());
+        // The wall clock is read only for quota headers, which count in it.
+        let quota_wait = quota
+            .then(|| exhausted_for(headers, SystemTime::now()))
+            .flatten();
         let decided = scope::decide(status, retry_after, quota_wait, counts, || {
             backoff.pause(now, max_wait)
         });

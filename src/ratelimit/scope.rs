@@ -184,9 +184,10 @@ impl Recent {
     }
 
     fn tick(&self, now: Instant) -> u64 {
-        let slot = WINDOW.as_nanos() / u128::from(SLOTS);
-        u64::try_from(now.saturating_duration_since(self.start).as_nanos() / slot)
-            .unwrap_or(u64::MAX)
+        crate::transport::ticks(
+            now.saturating_duration_since(self.start),
+            WINDOW / SLOTS as u32,
+        )
     }
 
     /// The slots of the window that ends at `tick`.

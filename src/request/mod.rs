@@ -206,8 +206,8 @@ impl RequestBuilder {
     /// # Cancellation
     ///
     /// Dropping the returned future cancels the request; nothing is left running.
-    pub async fn send(self) -> Result<Response> {
-        self.client.execute(self.request?).await
+    pub fn send(self) -> impl Future<Output = Result<Response>> + Send + 'static {
+        self.client.execute(self.request)
     }
 }
 

@@ -16,7 +16,7 @@ impl Response {
     /// body, which may hold personal data or tokens.
     pub async fn json<T: DeserializeOwned>(self) -> Result<T> {
         let method = self.method.clone();
-        let url = self.ctx.redactor.url(&self.url).to_string();
+        let url = self.url().to_string();
         let status = self.status();
         let attempts = self.attempts;
         let request_id = self.request_id.clone();

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
-use url::Url;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::profile::sections::Timeouts;
@@ -32,7 +31,6 @@ mod stream;
 pub struct Response {
     inner: reqwest::Response,
     method: Method,
-    url: Url,
     ctx: Arc<BodyContext>,
     timer: Timer,
     attempts: u32,
@@ -52,6 +50,18 @@ pub struct Response {
     request_id: Option<Box<str>>,
 }
 
+/// What the pipeline knows of a call that ends with an answer.
+pub(crate) struct Answered {
+    pub(crate) method: Method,
+    pub(crate) attempts: u32,
+    pub(crate) note: Option<&'static str>,
+    /// This call's own `max_response_bytes`, if it set one.
+    pub(crate) max_bytes: Option<u64>,
+    pub(crate) request_id: Option<Box<str>>,
+    /// The answer's `Retry-After`, kept for a 429 or 503.
+    pub(crate) retry_after: Option<std::time::Duration>,
+}
+
 /// What reading a body needs from the client.
 #[derive(Debug)]
 pub(crate) struct BodyContext {
@@ -63,25 +73,36 @@ pub(crate) struct BodyContext {
 }
 
 impl Response {
+    /// The answer `inner` to a call that ends with it. Built in one go: a `Response` is a few
+    /// hundred bytes, copied by each step that takes and returns it.
     pub(crate) fn new(
         inner: reqwest::Response,
-        method: Method,
-        url: Url,
         ctx: Arc<BodyContext>,
         timer: Timer,
-        attempts: u32,
-        note: Option<&'static str>,
+        call: Answered,
     ) -> Response {
+        let Answered {
+            method,
+            attempts,
+            note,
+            max_bytes,
+            request_id,
+            retry_after,
+        } = call;
+        // The `Retry-After` a 429 or 503 carried (saturated like every wait here), for the
+        // error `error_for_status` makes of it.
+        let retry_after = retry_after
+            .filter(|_| crate::retry::asks_to_slow_down(inner.status()))
+            .map(|w| w.min(transport::FAR_FUTURE));
         Response {
-            max_bytes: ctx.max_bytes,
+            max_bytes: max_bytes.unwrap_or(ctx.max_bytes),
             read: 0,
             streaming: false,
             failed: None,
-            retry_after: None,
-            request_id: None,
+            retry_after,
+            request_id,
             inner,
             method,
-            url,
             ctx,
             timer,
             attempts,
@@ -89,33 +110,11 @@ impl Response {
         }
     }
 
-    /// The `Retry-After` a 429 or 503 carried (saturated like every wait here), for the error
-    /// `error_for_status` makes of it.
-    pub(crate) fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Response {
-        if crate::retry::asks_to_slow_down(self.status()) {
-            self.retry_after = wait.map(|w| w.min(transport::FAR_FUTURE));
-        }
-        self
-    }
-
-    pub(crate) fn with_request_id(mut self, id: Option<&str>) -> Response {
-        self.request_id = id.map(Into::into);
-        self
-    }
-
     /// The partner's request id for this answer (`Request-Id`, `X-Request-Id`,
     /// `X-Amzn-RequestId`, `CF-Ray`, or `log.request_id_headers`), or, with
     /// `log.send_request_id`, the id the call sent. Length-bounded, control characters escaped.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()
-    }
-
-    /// This call's own `max_response_bytes`, if it set one.
-    pub(crate) fn with_max_bytes(mut self, max: Option<u64>) -> Response {
-        if let Some(max) = max {
-            self.max_bytes = max;
-        }
-        self
     }
 
     /// The status code.
@@ -131,7 +130,8 @@ impl Response {
     /// The final URL (after redirects, if the profile follows them). Its `Display` masks
     /// credentials and sensitive query parameters; [`RedactedUrl::expose`] gives the real one.
     pub fn url(&self) -> RedactedUrl<'_> {
-        self.ctx.redactor.url(&self.url)
+        // The transport follows no redirect itself: its answer's URL is the last hop's.
+        self.ctx.redactor.url(self.inner.url())
     }
 
     /// How many attempts the call took.

@@ -52,8 +52,7 @@ impl RetryBudget {
     }
 
     fn tick(&self) -> u64 {
-        let slot = WINDOW.as_nanos() / SLOTS as u128;
-        (self.start.elapsed().as_nanos() / slot) as u64
+        crate::transport::ticks(self.start.elapsed(), WINDOW / SLOTS as u32)
     }
 
     fn with_slots<T>(&self, f: impl FnOnce(&mut [Slot; SLOTS], u64) -> T) -> T {
