@@ -65,10 +65,9 @@ pub(crate) fn record(
     if paid && verdict == Some(Verdict::Success) {
         origin.budget.refund();
     }
-    let answered_by = if attempted.redirected {
-        origins.get(&attempted.url)
-    } else {
-        origin.clone()
+    let answered_by = match &attempted.redirected_to {
+        Some(url) => origins.get(url),
+        None => origin.clone(),
     };
     if let Some(verdict) = verdict {
         if Arc::ptr_eq(&answered_by, origin) {

@@ -21,47 +21,58 @@ use crate::telemetry;
 use crate::transport::{self, Deadline, Limit, Timer};
 
 impl Client {
-    /// One logical call: its span, then the pipeline. The future `send` returns: it takes the
-    /// builder's outcome as it is, so that no wrapping future copies this one's state.
-    pub(crate) async fn execute(self, request: Result<PreparedRequest>) -> Result<Response> {
-        let request = request?;
-        let s = &self.shared;
-        let span = telemetry::CallSpan::new(
-            &s.name,
-            &request.method,
-            &request.url,
-            &s.redactor,
-            &request.policy,
-        );
-        let method = request.method.clone();
-        let started = Instant::now();
-        let mut origin = None;
-        // `send` boxed the whole call: this future is pinned where it stays, and dropped
-        // (with its bulkhead slot) before the call's metrics.
-        let result = {
-            let mut call = std::pin::pin!(self.call(request, started, &mut origin, &span));
-            // The span is entered for each poll, as `Instrument` would, but borrowed: a clone
-            // would cost a subscriber a reference count and a close.
-            std::future::poll_fn(|cx| {
-                let _entered = span.span().enter();
-                call.as_mut().poll(cx)
-            })
-            .await
-        };
-        let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
-        // A call refused before it had an origin (isolation, the origin gate) is labelled with
-        // the profile alone: the refused host is not a label, it could be anything.
-        let labels = origin
-            .as_ref()
-            .map_or(&s.labels, |o: &Arc<Origin>| &o.labels);
-        telemetry::call_finished(&span, labels, &method, outcome, started.elapsed());
-        result
+    /// One logical call: its span, then the pipeline.
+    ///
+    /// Written as a function returning a block rather than an `async fn`: an `async fn` keeps
+    /// its arguments twice in its state (as passed, and as locals), and this state is what the
+    /// caller's future holds and moves. The request stays here, lent to the pipeline.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would hold the request twice"
+    )]
+    pub(crate) fn execute(
+        self,
+        mut request: PreparedRequest,
+    ) -> impl Future<Output = Result<Response>> + Send + 'static {
+        async move {
+            let s = &self.shared;
+            let span = telemetry::CallSpan::new(
+                &s.name,
+                &request.method,
+                &request.url,
+                &s.redactor,
+                &request.policy,
+            );
+            let started = Instant::now();
+            let mut origin = None;
+            // Pinned where it stays, and dropped (with its bulkhead slot) before the call's
+            // metrics.
+            let result = {
+                let mut call = std::pin::pin!(self.call(&mut request, started, &mut origin, &span));
+                // The span is entered for each poll, as `Instrument` would, but borrowed: a
+                // clone would cost a subscriber a reference count and a close.
+                std::future::poll_fn(|cx| {
+                    let _entered = span.span().enter();
+                    call.as_mut().poll(cx)
+                })
+                .await
+            };
+            let outcome = result.as_ref().map(|r| (r.status(), r.attempts()));
+            // A call refused before it had an origin (isolation, the origin gate) is labelled
+            // with the profile alone: the refused host is not a label, it could be anything.
+            let labels = origin
+                .as_ref()
+                .map_or(&s.labels, |o: &Arc<Origin>| &o.labels);
+            let elapsed = started.elapsed();
+            telemetry::call_finished(&span, labels, &request.method, outcome, elapsed);
+            result
+        }
     }
 
     /// The pipeline. Sets `origin_out` once the origin is known, for the call's metrics.
     async fn call(
         &self,
-        request: PreparedRequest,
+        request: &mut PreparedRequest,
         started: Instant,
         origin_out: &mut Option<Arc<Origin>>,
         call_span: &telemetry::CallSpan<'_>,
@@ -75,22 +86,22 @@ impl Client {
         let PreparedRequest {
             method,
             url,
-            mut headers,
+            headers,
             body,
             policy,
             ..
         } = request;
         let span = call_span.span();
-        let ids = crate::request_id::RequestIds::start(&s.settings.log, &mut headers, span);
+        let ids = crate::request_id::RequestIds::start(&s.settings.log, headers, span);
         let fail = |e: Error, sent: u32| {
-            e.with_request(&method, s.redactor.url(&url).to_string())
+            e.with_request(method, s.redactor.url(url).to_string())
                 .with_attempts(sent)
                 .with_request_id(ids.current().as_deref())
         };
 
         // The kill switch, then 1. the origin gate (the URL is the same for every attempt).
         self.check_isolation().map_err(|e| fail(e, 0))?;
-        s.gate.check(&url).map_err(|e| fail(e, 0))?;
+        s.gate.check(url).map_err(|e| fail(e, 0))?;
 
         for (name, value) in &s.default_headers {
             if !headers.contains_key(name) {
@@ -98,15 +109,15 @@ impl Client {
             }
         }
         let has_idempotency_key = retry::ensure_idempotency_key(
-            &mut headers,
-            &method,
+            headers,
+            method,
             &s.idempotency_header,
             s.settings.retry.auto_idempotency_key,
         );
         // Once per call: the caller's headers do not change between attempts, and credentials
         // are inserted already marked sensitive.
-        s.redactor.mark_sensitive(&mut headers);
-        let origin = s.origins.get(&url);
+        s.redactor.mark_sensitive(headers);
+        let origin = s.origins.get(url);
         *origin_out = Some(origin.clone());
         // The bulkhead: a slot for the whole call, given back however it ends.
         let _in_flight = origin
@@ -114,7 +125,7 @@ impl Client {
             .enter(&origin.name, call_deadline.at)
             .await
             .map_err(|e| fail(e, 0))?;
-        origin.budget.deposit();
+        origin.budget.deposit_at(started);
         if let (Some(max), Some(body)) = (s.body.log, body.as_ref().and_then(|b| b.as_bytes())) {
             let content_type = headers
                 .get(http::header::CONTENT_TYPE)
@@ -204,7 +215,7 @@ impl Client {
             );
             sent += 1;
             let mut timer = Timer::new(deadline, s.settings.timeouts.read, attempt_started);
-            let attempted = redirect::send(&wire, hop, &mut timer).await;
+            let attempted = redirect::send(&wire, &mut hop, &mut timer).await;
             let finished = Instant::now();
 
             if let Ok(response) = &attempted.result {
@@ -231,7 +242,7 @@ impl Client {
             // of the token and the first request was acted on.
             if let (Ok(response), Some(token)) = (&attempted.result, &token)
                 && response.status() == http::StatusCode::UNAUTHORIZED
-                && !attempted.redirected
+                && attempted.redirected_to.is_none()
                 // A streamed body cannot go again: the 401 is the answer.
                 && body.as_ref().is_none_or(|b| b.can_resend())
             {
@@ -246,7 +257,7 @@ impl Client {
             // 8. decide
             let attempt = Attempt {
                 number,
-                method: &method,
+                method,
                 has_idempotency_key,
                 outcome,
                 time_left: call_deadline.at.saturating_duration_since(finished),
@@ -292,7 +303,7 @@ impl Client {
                         s.body.clone(),
                         timer,
                         Answered {
-                            method,
+                            method: method.clone(),
                             attempts: sent,
                             note: stop.note(),
                             max_bytes: policy.max_response_bytes,

@@ -56,12 +56,10 @@ pub(crate) struct Wire<'a> {
 /// How one attempt ended, after any redirects: what its last hop got, and where that hop went.
 pub(crate) struct Attempted {
     pub(crate) result: Result<reqwest::Response, Error>,
-    /// The URL of the last hop, whether it answered or failed.
-    pub(crate) url: Url,
-    /// Whether the last hop is a later hop rather than the request as the caller sent it. Its
-    /// answer (a 401 where credentials were stripped, a 429 from another origin) or its failure
-    /// says nothing about the first request's credentials or origin.
-    pub(crate) redirected: bool,
+    /// The URL of the last hop when it is a later hop rather than the request as the caller
+    /// sent it. Its answer (a 401 where credentials were stripped, a 429 from another origin)
+    /// or its failure says nothing about the first request's credentials or origin.
+    pub(crate) redirected_to: Option<Url>,
 }
 
 /// Sends `hop` and, if the profile says so, follows redirects. Errors carry the method and the
@@ -69,11 +67,14 @@ pub(crate) struct Attempted {
 ///
 /// "Never received" is a fact about the first request only: once a hop has been answered, the
 /// server has acted on the request, so a failure on a later hop is never marked never-sent.
-pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> Attempted {
+///
+/// The hop is lent, not given: the caller's future holds it once instead of handing a copy to
+/// this one.
+pub(crate) async fn send(wire: &Wire<'_>, hop: &mut Hop, timer: &mut Timer) -> Attempted {
     let mut hops = 0;
     loop {
         let redirected = hops > 0;
-        let end = |result: Result<reqwest::Response, Error>, hop: Hop| Attempted {
+        let end = |result: Result<reqwest::Response, Error>, hop: &mut Hop| Attempted {
             result: result.map_err(|err| {
                 let err = err.with_request(&hop.method, wire.redactor.url(&hop.url).to_string());
                 if redirected {
@@ -82,8 +83,7 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
                     err
                 }
             }),
-            url: hop.url,
-            redirected,
+            redirected_to: redirected.then(|| hop.url.clone()),
         };
         if redirected && let Err(err) = admit(wire, &hop.url, timer).await {
             return end(Err(err), hop);
@@ -125,7 +125,7 @@ pub(crate) async fn send(wire: &Wire<'_>, mut hop: Hop, timer: &mut Timer) -> At
         };
         let status = response.status();
         drop(response);
-        if let Err(err) = next_hop(wire, &mut hop, next, status) {
+        if let Err(err) = next_hop(wire, hop, next, status) {
             return end(Err(err), hop);
         }
     }

@@ -258,16 +258,15 @@ impl Timer {
 }
 
 /// Sends one request and waits for the response head, within `timer`.
-pub(crate) async fn send(
+pub(crate) fn send<'a>(
     http: &reqwest::Client,
     request: reqwest::Request,
-    timer: &mut Timer,
-    timeouts: &Timeouts,
-) -> Result<reqwest::Response, Error> {
-    timer
-        .run(http.execute(request))
-        .await?
-        .map_err(|e| classify(e, timeouts))
+    timer: &'a mut Timer,
+    timeouts: &'a Timeouts,
+) -> impl Future<Output = Result<reqwest::Response, Error>> + 'a {
+    // Handed to reqwest before the future is built, so the future does not hold the request.
+    let pending = http.execute(request);
+    async move { timer.run(pending).await?.map_err(|e| classify(e, timeouts)) }
 }
 
 /// The one mapping from `reqwest::Error` to our kinds. The URL is stripped before the error is

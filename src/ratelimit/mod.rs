@@ -125,12 +125,13 @@ impl Limiter {
     /// Cancel-safe: a slot is taken only when this returns `Ok`.
     pub(crate) async fn acquire(&self, deadline: Instant) -> Result<(), Error> {
         loop {
-            let now = Instant::now();
+            // The clock is read only where a rule is in force: most origins have none.
             let blocked = *self
                 .blocked_until
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if let Some(until) = blocked
+                && let now = Instant::now()
                 && until > now
             {
                 let wait = until - now;
@@ -149,12 +150,17 @@ impl Limiter {
             }
             // The adaptive rate first. Its slot goes back (when dropped) if a quota then makes
             // the call wait, or if the call is dropped while it asks Redis.
-            let slot = match self.adaptive.get().map(|a| a.take(now)) {
-                Some(Err(wait)) => {
-                    self.wait_for(Cause::Adaptive, now, wait, deadline).await?;
-                    continue;
+            let slot = match self.adaptive.get() {
+                Some(adaptive) => {
+                    let now = Instant::now();
+                    match adaptive.take(now) {
+                        Ok(slot) => Some(slot),
+                        Err(wait) => {
+                            self.wait_for(Cause::Adaptive, now, wait, deadline).await?;
+                            continue;
+                        }
+                    }
                 }
-                Some(Ok(slot)) => Some(slot),
                 None => None,
             };
             #[cfg(feature = "fleet")]
@@ -187,7 +193,8 @@ impl Limiter {
             {
                 drop(slot);
                 let wait = not_until.wait_time_from(quota.clock().now());
-                self.wait_for(Cause::Quota, now, wait, deadline).await?;
+                self.wait_for(Cause::Quota, Instant::now(), wait, deadline)
+                    .await?;
                 continue;
             }
             adaptive::Slot::keep_any(slot);

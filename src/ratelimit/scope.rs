@@ -397,12 +397,13 @@ mod tests {
     }
 
     proptest! {
-        // A healthy origin answering a small share of 429s (up to a third) does not pause
-        // everyone, however busy the client.
+        // A healthy origin answering a small share of 429s (up to a quarter) does not pause
+        // everyone, however busy the client. (At a third and 120 answers a second, half of a
+        // window's answers are 429s about once in 7 000 windows: a real tail, found once.)
         #[test]
         fn isolated_429s_do_not_form_a_pattern(
             rolls in proptest::collection::vec(0.0f64..1.0, 2_000..4_000),
-            share in 0.0f64..0.33,
+            share in 0.0f64..0.25,
             per_second in 100u64..2_000,
         ) {
             let seen = patterns(&rolls, share, per_second);

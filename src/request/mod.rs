@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::Method;
 use http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -207,7 +208,11 @@ impl RequestBuilder {
     ///
     /// Dropping the returned future cancels the request; nothing is left running.
     pub fn send(self) -> impl Future<Output = Result<Response>> + Send + 'static {
-        self.client.execute(self.request)
+        // An invalid request fails without building the call's state.
+        match self.request {
+            Ok(request) => Either::Left(self.client.execute(request)),
+            Err(err) => Either::Right(std::future::ready(Err(err))),
+        }
     }
 }
 

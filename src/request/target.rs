@@ -16,8 +16,11 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
         let (path, query) = input
             .split_once('?')
             .map_or((input, None), |(p, q)| (p, Some(q)));
-        // Without a '.' or a '%' no segment can be a dot segment: most paths skip the split.
-        let dot_segment = path.contains(['.', '%'])
+        // Without a '.', '%' or ';' the path can neither be nor hide a dot segment: appended to
+        // the base's path, it stays on the base's origin and under its path by construction,
+        // so most calls skip the checks below.
+        let plain = !path.contains(['.', '%', ';']);
+        let dot_segment = !plain
             && path
                 .split('/')
                 .any(|s| s == "." || s == ".." || s.eq_ignore_ascii_case("%2e"));
@@ -31,7 +34,7 @@ pub(crate) fn resolve_url(base: &Url, input: &str) -> Result<Url> {
             if query.is_some() {
                 url.set_query(query);
             }
-            return confine(base, url);
+            return if plain { Ok(url) } else { confine(base, url) };
         }
     }
     match Url::parse(input) {

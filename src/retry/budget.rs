@@ -51,12 +51,9 @@ impl RetryBudget {
         }
     }
 
-    fn tick(&self) -> u64 {
-        crate::transport::ticks(self.start.elapsed(), WINDOW / SLOTS as u32)
-    }
-
-    fn with_slots<T>(&self, f: impl FnOnce(&mut [Slot; SLOTS], u64) -> T) -> T {
-        let tick = self.tick();
+    fn with_slots<T>(&self, now: Instant, f: impl FnOnce(&mut [Slot; SLOTS], u64) -> T) -> T {
+        let elapsed = now.saturating_duration_since(self.start);
+        let tick = crate::transport::ticks(elapsed, WINDOW / SLOTS as u32);
         let mut slots = self
             .slots
             .lock()
@@ -73,16 +70,21 @@ impl RetryBudget {
 
     /// Records one call (its first attempt).
     pub(crate) fn deposit(&self) {
-        self.credit(self.percent);
+        self.deposit_at(Instant::now());
+    }
+
+    /// Records one call that started at `now`: the caller has read the clock already.
+    pub(crate) fn deposit_at(&self, now: Instant) {
+        self.credit(now, self.percent);
     }
 
     /// Gives back the cost of one retry that succeeded.
     pub(crate) fn refund(&self) {
-        self.credit(ONE_RETRY);
+        self.credit(Instant::now(), ONE_RETRY);
     }
 
-    fn credit(&self, amount: u64) {
-        self.with_slots(|slots, tick| {
+    fn credit(&self, now: Instant, amount: u64) {
+        self.with_slots(now, |slots, tick| {
             let slot = &mut slots[(tick % SLOTS as u64) as usize];
             slot.deposited = slot.deposited.saturating_add(amount);
         });
@@ -90,7 +92,7 @@ impl RetryBudget {
 
     /// Takes one retry from the budget, or says there is none left.
     pub(crate) fn try_withdraw(&self) -> bool {
-        self.with_slots(|slots, tick| {
+        self.with_slots(Instant::now(), |slots, tick| {
             let live = slots.iter().filter(|s| s.tick + SLOTS as u64 > tick);
             let (deposited, withdrawn) =
                 live.fold((0, 0), |(d, w), s| (d + s.deposited, w + s.withdrawn));
