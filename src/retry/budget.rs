@@ -59,6 +59,12 @@ impl RetryBudget {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = &mut slots[(tick % SLOTS as u64) as usize];
+        if current.tick > tick {
+            // A time from before the window (a call that waited long for its bulkhead slot)
+            // whose slot a newer second uses: counted now rather than erasing that second.
+            drop(slots);
+            return self.with_slots(Instant::now(), f);
+        }
         if current.tick != tick {
             *current = Slot {
                 tick,
@@ -138,6 +144,18 @@ mod tests {
             budget.deposit();
         }
         assert_eq!(drain(&budget), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deposit_dated_before_the_window_does_not_erase_newer_withdrawals() {
+        let budget = RetryBudget::new(20);
+        let started = Instant::now();
+        tokio::time::advance(Duration::from_millis(10_500)).await;
+        assert_eq!(drain(&budget), 10);
+        // A call that started at 0 and waited 10.5 s for its bulkhead slot deposits now; its
+        // start's slot is the one the withdrawals above use.
+        budget.deposit_at(started);
+        assert_eq!(drain(&budget), 0, "the withdrawals still count");
     }
 
     #[tokio::test(start_paused = true)]
