@@ -5,6 +5,7 @@
 //! the relations between them. Both passes report the profile name and the key path. Secrets are
 //! only *referenced* here (`{ env = "…" }`, `{ file = "…" }`) and are read when a client is built.
 
+mod auth;
 #[cfg(feature = "cli")]
 mod check;
 pub(crate) mod fleet;

@@ -1,4 +1,5 @@
-//! The sections of a profile as they are written in TOML, with their defaults.
+//! The sections of a profile as they are written in TOML, with their defaults (`[auth]` is in
+//! [`super::auth`]).
 //!
 //! These types only parse; [`super::validate`] checks values and relations between them.
 
@@ -11,12 +12,12 @@ use http::HeaderName;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use url::Url;
 
-use super::secret::SecretSource;
+pub(crate) use super::auth::Auth;
+pub use super::auth::AuthMethod;
 pub(crate) use super::values::parse_header_name;
 use super::values::{
-    deserialize_auth_header, deserialize_header_name, deserialize_header_names,
-    deserialize_opt_header_name, deserialize_opt_url, deserialize_url, duration,
-    serialize_header_name, serialize_header_names, serialize_masked_values,
+    deserialize_header_name, deserialize_header_names, deserialize_opt_header_name,
+    deserialize_opt_url, duration, serialize_header_name, serialize_header_names,
     serialize_opt_header_name, serialize_opt_url, serialize_url,
 };
 
@@ -160,104 +161,6 @@ pub(crate) struct Budget {
     pub(crate) max_calls: u64,
     #[serde(with = "duration")]
     pub(crate) per: Duration,
-}
-
-/// How the client authenticates to the token endpoint (`auth.auth_method`, RFC 6749 §2.3.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    /// HTTP Basic with the form-urlencoded id and secret.
-    #[default]
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-}
-
-/// `[profile.auth]`, one of three kinds chosen by `type`.
-#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum Auth {
-    /// OAuth 2.0 client credentials (RFC 6749 §4.4).
-    Oauth2ClientCredentials {
-        #[serde(deserialize_with = "deserialize_url", serialize_with = "serialize_url")]
-        token_url: Url,
-        client_id: String,
-        client_secret: SecretSource,
-        #[serde(default)]
-        scopes: Vec<String>,
-        #[serde(default)]
-        auth_method: AuthMethod,
-        #[serde(default)]
-        audience: Option<String>,
-        /// Shown masked: a token request's extra parameters may be credentials
-        /// (`client_assertion`).
-        #[serde(default, serialize_with = "serialize_masked_values")]
-        extra_params: BTreeMap<String, String>,
-        #[serde(with = "duration", default = "default_refresh_before_expiry")]
-        refresh_before_expiry: Duration,
-        #[serde(with = "duration", default = "default_token_lifetime")]
-        default_token_lifetime: Duration,
-        #[serde(default)]
-        hosts: Vec<String>,
-    },
-    /// A static API key, sent in a header (default `X-Api-Key`) or, if a partner insists, a
-    /// query parameter.
-    ApiKey {
-        key: SecretSource,
-        /// Unset (and no `query_param`): `X-Api-Key`.
-        #[serde(
-            default,
-            deserialize_with = "deserialize_auth_header",
-            serialize_with = "serialize_opt_header_name"
-        )]
-        header: Option<HeaderName>,
-        #[serde(default)]
-        query_param: Option<String>,
-        #[serde(default)]
-        hosts: Vec<String>,
-    },
-    /// A static bearer token.
-    Bearer {
-        token: SecretSource,
-        #[serde(default)]
-        hosts: Vec<String>,
-    },
-}
-
-impl Auth {
-    /// `auth.hosts`: hosts besides `base_url`'s origin that also get the credentials.
-    pub(crate) fn hosts(&self) -> &[String] {
-        match self {
-            Auth::Oauth2ClientCredentials { hosts, .. }
-            | Auth::ApiKey { hosts, .. }
-            | Auth::Bearer { hosts, .. } => hosts,
-        }
-    }
-
-    pub(crate) fn hosts_mut(&mut self) -> &mut Vec<String> {
-        match self {
-            Auth::Oauth2ClientCredentials { hosts, .. }
-            | Auth::ApiKey { hosts, .. }
-            | Auth::Bearer { hosts, .. } => hosts,
-        }
-    }
-
-    /// The `type` key's value.
-    pub(crate) fn kind_name(&self) -> &'static str {
-        match self {
-            Auth::Oauth2ClientCredentials { .. } => "oauth2_client_credentials",
-            Auth::ApiKey { .. } => "api_key",
-            Auth::Bearer { .. } => "bearer",
-        }
-    }
-}
-
-fn default_refresh_before_expiry() -> Duration {
-    Duration::from_secs(60)
-}
-
-fn default_token_lifetime() -> Duration {
-    Duration::from_secs(300)
 }
 
 /// `tls.min_version`.
