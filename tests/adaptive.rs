@@ -171,6 +171,28 @@ async fn only_a_429_that_says_nothing_teaches_the_rate() {
 }
 
 #[tokio::test]
+async fn a_few_bare_429s_among_429s_that_state_a_wait_do_not_engage_pacing() {
+    // Half the answers are 429s, but most of those say how long to wait: the waits answer
+    // them. Only bare 429s as a pattern of their own are a quota to learn.
+    let told = || Reply::status(429).header("Retry-After", "1");
+    let mut replies = vec![Reply::ok(""); 5];
+    replies.extend([
+        told(),
+        told(),
+        told(),
+        Reply::status(429),
+        Reply::status(429),
+    ]);
+    let server = TestServer::script(replies).await;
+    let client = client(&server, false);
+    for _ in 0..10 {
+        let _ = client.get("/a").send().await;
+    }
+    assert_eq!(server.hits(), 10, "every call reached the server");
+    assert_eq!(client.health().origins[0].adaptive_rate, None);
+}
+
+#[tokio::test]
 async fn adaptive_alone_is_a_valid_rate_limit_and_refuses_a_late_slot() {
     let server = TestServer::always(Reply::status(429)).await;
     let toml = format!(

@@ -259,15 +259,23 @@ impl Limiter {
         }
         let mut state = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
         let (recent, backoff) = &mut *state;
-        let counts = recent.record(now, status == StatusCode::TOO_MANY_REQUESTS);
-        // 429s that say nothing, as a pattern, are a quota the server will not state: without
+        let answer = if says_nothing {
+            scope::Answer::Silent
+        } else if status == StatusCode::TOO_MANY_REQUESTS {
+            scope::Answer::Throttled
+        } else {
+            scope::Answer::Admitted
+        };
+        let counts = recent.record(now, answer);
+        // 429s that say nothing, as a pattern of their own (a few among 429s that state a wait
+        // are answered by that wait), are a quota the server will not state: without
         // pacing, the calls that waited out the pause would all go at once when it ends and
         // meet the same 429s. So the origin is paced at a learned rate from then on, starting
         // from the rate it admitted calls at (isolated 429s never form the pattern).
         // It is released after a quiet spell (see `adaptive`), and woken by the next pattern.
         // Only where some calls were admitted: 429s to every call are an origin refusing
         // altogether, or one call's retries meeting a lock, which the pause alone answers.
-        let rate = if self.auto_adaptive && says_nothing && counts.is_pattern() {
+        let rate = if self.auto_adaptive && says_nothing && counts.is_silent_pattern() {
             recent.admitted_rate(now)
         } else {
             0.0

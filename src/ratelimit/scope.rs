@@ -148,18 +148,42 @@ impl HeaderlessBackoff {
     }
 }
 
+/// What one answer was, as a window counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Anything but a 429.
+    Admitted,
+    /// A 429 that says how long to wait or which quota is spent.
+    Throttled,
+    /// A 429 with neither a `Retry-After` that asks for a wait nor quota headers.
+    Silent,
+}
+
 /// Answers and 429s seen in a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Counts {
     pub(crate) answers: u32,
+    /// Every 429.
     pub(crate) throttled: u32,
+    /// Of those, the 429s that said nothing.
+    pub(crate) silent: u32,
 }
 
 impl Counts {
     /// At least [`PATTERN_MIN`] 429s, and at least half of the answers.
     pub(crate) fn is_pattern(self) -> bool {
-        self.throttled >= PATTERN_MIN && u64::from(self.throttled) * 2 >= u64::from(self.answers)
+        pattern(self.throttled, self.answers)
     }
+
+    /// The same of the 429s that said nothing alone: what makes pacing at a learned rate
+    /// engage, since the 429s that say how long to wait are answered by the pause they ask for.
+    pub(crate) fn is_silent_pattern(self) -> bool {
+        pattern(self.silent, self.answers)
+    }
+}
+
+fn pattern(of: u32, answers: u32) -> bool {
+    of >= PATTERN_MIN && u64::from(of) * 2 >= u64::from(answers)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,7 +236,7 @@ impl Recent {
     }
 
     /// Counts one answer at `now` and returns the window's counts, this answer included.
-    pub(crate) fn record(&mut self, now: Instant, throttled: bool) -> Counts {
+    pub(crate) fn record(&mut self, now: Instant, answer: Answer) -> Counts {
         let tick = self.tick(now);
         let slot = &mut self.slots[(tick % SLOTS) as usize];
         if slot.tick != tick {
@@ -222,11 +246,15 @@ impl Recent {
             };
         }
         slot.counts.answers = slot.counts.answers.saturating_add(1);
+        let throttled = answer != Answer::Admitted;
         slot.counts.throttled = slot.counts.throttled.saturating_add(u32::from(throttled));
+        let silent = answer == Answer::Silent;
+        slot.counts.silent = slot.counts.silent.saturating_add(u32::from(silent));
         self.inside(tick)
             .fold(Counts::default(), |total, s| Counts {
                 answers: total.answers.saturating_add(s.counts.answers),
                 throttled: total.throttled.saturating_add(s.counts.throttled),
+                silent: total.silent.saturating_add(s.counts.silent),
             })
     }
 }

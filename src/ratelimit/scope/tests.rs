@@ -4,7 +4,11 @@ use proptest::prelude::*;
 const SECOND: Duration = Duration::from_secs(1);
 
 fn throttled(answers: u32, throttled: u32) -> Counts {
-    Counts { answers, throttled }
+    Counts {
+        answers,
+        throttled,
+        silent: 0,
+    }
 }
 
 #[test]
@@ -128,7 +132,7 @@ fn every_answer_of_a_throttling_origin_forms_the_pattern_by_the_third() {
     let start = Instant::now();
     let mut recent = Recent::new(start);
     let counts: Vec<Counts> = (0..3)
-        .map(|i| recent.record(start + Duration::from_millis(i), true))
+        .map(|i| recent.record(start + Duration::from_millis(i), Answer::Throttled))
         .collect();
     assert!(!counts[1].is_pattern());
     assert!(counts[2].is_pattern());
@@ -139,10 +143,40 @@ fn answers_older_than_the_window_do_not_count() {
     let start = Instant::now();
     let mut recent = Recent::new(start);
     for i in 0..2 {
-        recent.record(start + Duration::from_millis(i), true);
+        recent.record(start + Duration::from_millis(i), Answer::Throttled);
     }
-    let later = recent.record(start + WINDOW + Duration::from_millis(200), true);
+    let later = recent.record(
+        start + WINDOW + Duration::from_millis(200),
+        Answer::Throttled,
+    );
     assert_eq!(later, throttled(1, 1));
+}
+
+#[test]
+fn only_429s_that_say_nothing_form_a_silent_pattern() {
+    let start = Instant::now();
+    let mut recent = Recent::new(start);
+    let at = |i: u64| start + Duration::from_millis(i);
+    // Four 429s of five answers, two of them silent: a pattern of 429s, not a silent one.
+    let mut counts = Counts::default();
+    for (i, answer) in [
+        Answer::Admitted,
+        Answer::Throttled,
+        Answer::Throttled,
+        Answer::Silent,
+        Answer::Silent,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        counts = recent.record(at(i as u64), answer);
+    }
+    assert!(counts.is_pattern(), "{counts:?}");
+    assert!(!counts.is_silent_pattern(), "{counts:?}");
+    // A third silent one is half of six: silent 429s as a pattern of their own.
+    let counts = recent.record(at(5), Answer::Silent);
+    assert_eq!(counts.silent, 3);
+    assert!(counts.is_silent_pattern(), "{counts:?}");
 }
 
 /// Answers at `per_second`, each a 429 when its roll is under `share`: how many of them
@@ -155,7 +189,12 @@ fn patterns(rolls: &[f64], share: f64, per_second: u64) -> usize {
         .enumerate()
         .filter(|(i, roll)| {
             let at = start + Duration::from_nanos(*i as u64 * 1_000_000_000 / per_second);
-            let counts = recent.record(at, **roll < share);
+            let answer = if **roll < share {
+                Answer::Throttled
+            } else {
+                Answer::Admitted
+            };
+            let counts = recent.record(at, answer);
             *i as u64 >= per_second && counts.is_pattern()
         })
         .count()
