@@ -85,6 +85,7 @@ mod telemetry;
 pub mod testing;
 mod tls_error;
 mod transport;
+mod window;
 
 pub use builder::ClientBuilder;
 pub use client::Client;

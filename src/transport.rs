@@ -118,14 +118,6 @@ pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
     at + wait.min(FAR_FUTURE)
 }
 
-/// How many whole `slot`s fit in `elapsed`, saturated: the index of a time slot. Counted in
-/// `u64` nanoseconds (584 years), since a `u128` division costs a call to the runtime's
-/// division routine on every answer.
-pub(crate) fn ticks(elapsed: Duration, slot: Duration) -> u64 {
-    let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    nanos(elapsed) / nanos(slot).max(1)
-}
-
 /// Which limit a [`Deadline`] stands for, so a timeout names the limit that fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {

@@ -23,11 +23,13 @@ use std::time::Duration;
 use http::StatusCode;
 use tokio::time::Instant;
 
+use crate::window::Window;
+
 /// How far back answers count toward a pattern of 429s.
 pub(crate) const WINDOW: Duration = Duration::from_secs(1);
 /// The fewest 429s in [`WINDOW`] that can form a pattern.
 pub(crate) const PATTERN_MIN: u32 = 3;
-const SLOTS: u64 = 10;
+const SLOTS: usize = 10;
 
 /// Why a whole origin pauses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,50 +188,24 @@ fn pattern(of: u32, answers: u32) -> bool {
     of >= PATTERN_MIN && u64::from(of) * 2 >= u64::from(answers)
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot {
-    tick: u64,
-    counts: Counts,
-}
-
 /// The answers of the last [`WINDOW`], in slots of a tenth of it.
 #[derive(Debug)]
-pub(crate) struct Recent {
-    start: Instant,
-    slots: [Slot; SLOTS as usize],
-}
+pub(crate) struct Recent(Window<Counts, SLOTS>);
 
 impl Recent {
     pub(crate) fn new(start: Instant) -> Recent {
-        Recent {
-            start,
-            slots: [Slot::default(); SLOTS as usize],
-        }
-    }
-
-    fn tick(&self, now: Instant) -> u64 {
-        crate::transport::ticks(
-            now.saturating_duration_since(self.start),
-            WINDOW / SLOTS as u32,
-        )
-    }
-
-    /// The slots of the window that ends at `tick`.
-    fn inside(&self, tick: u64) -> impl Iterator<Item = &Slot> {
-        self.slots
-            .iter()
-            .filter(move |s| s.tick.saturating_add(SLOTS) > tick && s.tick <= tick)
+        Recent(Window::new(start, WINDOW))
     }
 
     /// Answers other than 429 a second, over the part of the window that saw answers (a client
     /// that started 200 ms ago and got 20 of them gets them at 100 a second, not 20): what the
     /// origin admits, when it throttles the rest.
     pub(crate) fn admitted_rate(&self, now: Instant) -> f64 {
-        let tick = self.tick(now);
-        let inside = self.inside(tick).filter(|s| s.counts.answers > 0);
-        let (admitted, oldest) = inside.fold((0u64, tick), |(n, oldest), s| {
-            let admitted = s.counts.answers.saturating_sub(s.counts.throttled);
-            (n + u64::from(admitted), oldest.min(s.tick))
+        let tick = self.0.tick(now);
+        let inside = self.0.inside(tick).filter(|(_, c)| c.answers > 0);
+        let (admitted, oldest) = inside.fold((0u64, tick), |(n, oldest), (t, c)| {
+            let admitted = c.answers.saturating_sub(c.throttled);
+            (n + u64::from(admitted), oldest.min(t))
         });
         let slots = (tick - oldest + 1) as f64;
         admitted as f64 / (slots * WINDOW.as_secs_f64() / SLOTS as f64)
@@ -237,24 +213,19 @@ impl Recent {
 
     /// Counts one answer at `now` and returns the window's counts, this answer included.
     pub(crate) fn record(&mut self, now: Instant, answer: Answer) -> Counts {
-        let tick = self.tick(now);
-        let slot = &mut self.slots[(tick % SLOTS) as usize];
-        if slot.tick != tick {
-            *slot = Slot {
-                tick,
-                counts: Counts::default(),
-            };
-        }
-        slot.counts.answers = slot.counts.answers.saturating_add(1);
+        let tick = self.0.enter(now);
+        let counts = self.0.slot_mut(tick);
+        counts.answers = counts.answers.saturating_add(1);
         let throttled = answer != Answer::Admitted;
-        slot.counts.throttled = slot.counts.throttled.saturating_add(u32::from(throttled));
+        counts.throttled = counts.throttled.saturating_add(u32::from(throttled));
         let silent = answer == Answer::Silent;
-        slot.counts.silent = slot.counts.silent.saturating_add(u32::from(silent));
-        self.inside(tick)
-            .fold(Counts::default(), |total, s| Counts {
-                answers: total.answers.saturating_add(s.counts.answers),
-                throttled: total.throttled.saturating_add(s.counts.throttled),
-                silent: total.silent.saturating_add(s.counts.silent),
+        counts.silent = counts.silent.saturating_add(u32::from(silent));
+        self.0
+            .inside(tick)
+            .fold(Counts::default(), |total, (_, c)| Counts {
+                answers: total.answers.saturating_add(c.answers),
+                throttled: total.throttled.saturating_add(c.throttled),
+                silent: total.silent.saturating_add(c.silent),
             })
     }
 }

@@ -13,10 +13,12 @@
 //! well was not futile. So a flaky but healthy origin, where most retries succeed, gets the
 //! retries it needs, while a down origin, where none do, still sees about 1.2× its calls.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use crate::window::Window;
 
 /// The window over which deposits and withdrawals count.
 const WINDOW: Duration = Duration::from_secs(10);
@@ -28,8 +30,6 @@ const ONE_RETRY: u64 = 100;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    /// Which `WINDOW / SLOTS` tick this slot holds; stale slots are reset before use.
-    tick: u64,
     deposited: u64,
     withdrawn: u64,
 }
@@ -38,40 +38,19 @@ struct Slot {
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
     percent: u64,
-    start: Instant,
-    slots: Mutex<[Slot; SLOTS]>,
+    slots: Mutex<Window<Slot, SLOTS>>,
 }
 
 impl RetryBudget {
     pub(crate) fn new(budget_percent: u32) -> RetryBudget {
         RetryBudget {
             percent: u64::from(budget_percent),
-            start: Instant::now(),
-            slots: Mutex::new([Slot::default(); SLOTS]),
+            slots: Mutex::new(Window::new(Instant::now(), WINDOW)),
         }
     }
 
-    fn with_slots<T>(&self, now: Instant, f: impl FnOnce(&mut [Slot; SLOTS], u64) -> T) -> T {
-        let elapsed = now.saturating_duration_since(self.start);
-        let tick = crate::transport::ticks(elapsed, WINDOW / SLOTS as u32);
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = &mut slots[(tick % SLOTS as u64) as usize];
-        if current.tick > tick {
-            // A time from before the window (a call that waited long for its bulkhead slot)
-            // whose slot a newer second uses: counted now rather than erasing that second.
-            drop(slots);
-            return self.with_slots(Instant::now(), f);
-        }
-        if current.tick != tick {
-            *current = Slot {
-                tick,
-                ..Slot::default()
-            };
-        }
-        f(&mut slots, tick)
+    fn slots(&self) -> MutexGuard<'_, Window<Slot, SLOTS>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records one call (its first attempt).
@@ -90,25 +69,25 @@ impl RetryBudget {
     }
 
     fn credit(&self, now: Instant, amount: u64) {
-        self.with_slots(now, |slots, tick| {
-            let slot = &mut slots[(tick % SLOTS as u64) as usize];
-            slot.deposited = slot.deposited.saturating_add(amount);
-        });
+        let mut slots = self.slots();
+        let tick = slots.enter(now);
+        let slot = slots.slot_mut(tick);
+        slot.deposited = slot.deposited.saturating_add(amount);
     }
 
     /// Takes one retry from the budget, or says there is none left.
     pub(crate) fn try_withdraw(&self) -> bool {
-        self.with_slots(Instant::now(), |slots, tick| {
-            let live = slots.iter().filter(|s| s.tick + SLOTS as u64 > tick);
-            let (deposited, withdrawn) =
-                live.fold((0, 0), |(d, w), s| (d + s.deposited, w + s.withdrawn));
-            let reserve = MIN_RETRIES_PER_SEC * WINDOW.as_secs() * ONE_RETRY;
-            if reserve + deposited < withdrawn + ONE_RETRY {
-                return false;
-            }
-            slots[(tick % SLOTS as u64) as usize].withdrawn += ONE_RETRY;
-            true
-        })
+        let mut slots = self.slots();
+        let tick = slots.enter(Instant::now());
+        let (deposited, withdrawn) = slots
+            .inside(tick)
+            .fold((0, 0), |(d, w), (_, s)| (d + s.deposited, w + s.withdrawn));
+        let reserve = MIN_RETRIES_PER_SEC * WINDOW.as_secs() * ONE_RETRY;
+        if reserve + deposited < withdrawn + ONE_RETRY {
+            return false;
+        }
+        slots.slot_mut(tick).withdrawn += ONE_RETRY;
+        true
     }
 }
 
